@@ -1,0 +1,1 @@
+"""The ``psyk`` command line: thin Typer wrappers over the library."""

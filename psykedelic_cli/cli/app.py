@@ -1,0 +1,98 @@
+"""The root ``psyk`` app: global options and the single error boundary."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from typer._click.exceptions import NoArgsIsHelpError  # typer >= 0.29 vendors click
+from typer.core import TyperGroup
+
+from psykedelic_cli import __version__
+from psykedelic_cli.cli.common import DEFAULT_STORE
+from psykedelic_cli.errors import PsykError
+
+
+def _fail(message: str, code: int, where: str = "psyk") -> None:
+    typer.echo(f"{where}: error: {message}", err=True)
+    sys.exit(code)
+
+
+class PsykGroup(TyperGroup):
+    """Runs every command inside one error boundary.
+
+    Our own ``PsykError`` and click's usage errors become one line on stderr and a
+    non-zero exit (2 for usage errors); they never show a traceback.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(
+                args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra
+            )
+        except PsykError as exc:
+            _fail(str(exc), exc.exit_code)
+        except NoArgsIsHelpError as exc:
+            # ``psyk report`` alone: show the help, not an error.
+            typer.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
+            sys.exit(0)
+        except typer.TyperException as exc:  # click's usage errors (bad option value, missing argument)
+            ctx = getattr(exc, "ctx", None)
+            _fail(exc.format_message(), exc.exit_code, ctx.command_path if ctx is not None else "psyk")
+        except typer.Abort:
+            _fail("aborted", 130)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+app = typer.Typer(
+    cls=PsykGroup,
+    name="psyk",
+    help="Study convolutional networks by pruning individual convolution kernels.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"psyk {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    store: Annotated[
+        Path,
+        typer.Option(
+            "--store",
+            envvar="PSYK_STORE",
+            help="The experiment store (a TinyDB JSON file) every command shares.",
+            show_default=True,
+        ),
+    ] = Path(DEFAULT_STORE),
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    ] = None,
+) -> None:
+    """psyk: train ResNets while kernels die, compare pruning criteria, report the results."""
+    ctx.obj = {"store": store}
+
+
+def _register() -> None:
+    # Each command module adds its commands to ``app``; none imports TensorFlow at import time.
+    from psykedelic_cli.cli import prune  # noqa: F401
+
+
+_register()
+
+
+def main() -> None:
+    app()

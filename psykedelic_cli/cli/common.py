@@ -1,0 +1,49 @@
+"""Pieces every command shares: the store path, output options, the console."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_STORE = "psyk-store.json"
+
+
+def store_path(ctx: typer.Context) -> Path:
+    """The store chosen by the global ``--store`` option (or ``PSYK_STORE``)."""
+    root = ctx.find_root()
+    obj = root.obj or {}
+    return Path(obj.get("store", DEFAULT_STORE))
+
+
+class TableFormat(str, enum.Enum):
+    table = "table"
+    latex = "latex"
+    markdown = "markdown"
+    csv = "csv"
+    json = "json"
+
+
+class ImageFormat(str, enum.Enum):
+    png = "png"
+    pdf = "pdf"
+    svg = "svg"
+
+
+FormatOption = Annotated[
+    TableFormat,
+    typer.Option("--format", "-f", help="Table output: rich table, LaTeX (booktabs), Markdown, CSV or JSON."),
+]
+OutDirOption = Annotated[
+    Optional[Path],
+    typer.Option("--out-dir", "-o", help="Write tables and charts into this folder and print their paths."),
+]
+ImageFormatOption = Annotated[
+    ImageFormat, typer.Option("--image-format", help="Chart file format.")
+]

@@ -1,0 +1,1 @@
+"""``psyk prune``: placeholder module, filled in by the pruning-engine work."""

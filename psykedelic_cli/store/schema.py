@@ -1,0 +1,146 @@
+"""The run document: what one run of ``psyk train`` / ``psyk record`` / a legacy import stores.
+
+This module is the contract between training (which writes runs), the store (which
+keeps them) and the reports (which read them). It has no TensorFlow import.
+
+A run document (``SCHEMA_VERSION`` 1) is a JSON object::
+
+    {
+      "id": "20261126T011234-3f9c2a",      # unique run id; commands accept any unique prefix
+      "schema_version": 1,
+      "status": "running" | "completed" | "failed" | "interrupted",
+      "error": null | "one-line message",  # set when failed / interrupted
+      "source": "train" | "record" | "legacy",
+      "created_at": "2026-11-26T01:12:34+00:00",  # ISO 8601, UTC
+      "updated_at": "...", "finished_at": null | "...",
+      "host": {"hostname", "platform", "python", "cpu_count"},
+      "versions": {"psykedelic", "tensorflow", "keras", "numpy", ...},
+      "config": {...},                     # CONFIG_FIELDS below; unknown extra keys are kept
+      "results": {...}                     # RESULT_KINDS below; each key present once computed
+    }
+
+``config`` fields (the filters of every report and of ``list-experiments``):
+
+    model            "MicroResNet32" (thin, depth 6m+2) / "MicroResNet50" (bottleneck) / any
+                     Keras model name for ``psyk record``
+    depth            int or null
+    dataset          "digits" | "cifar10" | "cifar100" | "tiny-imagenet" | other
+    optimizer        "adam" | "sgd" | "rmsprop" | "adagrad"
+    loss             "categorical_crossentropy"
+    lr, epochs, batch_size, steps, momentum, decay
+    init_mode        "default" or the stem of the ``--init`` file
+    l1_penalty       float (0.0 when off)
+    mode             the pruning mode trained with, or null for an uncompressed baseline
+    compare          list of the modes compared after the first stage
+    threshold, contribution_threshold, rate
+    history_interval int (0 = off)
+    residual         bool
+    seed             int or null
+
+``results`` kinds. "Performance" of one mode is a *performance row*::
+
+    {"accuracy", "precision", "recall",          # test set; macro precision/recall
+     "active_params", "total_params",            # whole model, masks excluded
+     "compression_ratio",                        # 1 - active/total
+     "score",                                    # (acc / acc_None) * compression_ratio
+     "alive_kernels", "total_kernels"}           # may be null for legacy imports
+
+and the *per-layer list* of one mode is ``[{"layer", "active_params", "total_params",
+"alive_kernels", "total_kernels"}, ...]`` in model order (Conv2D layers only).
+
+    learning_curve       {"epoch": [...], "loss", "accuracy", "val_loss", "val_accuracy",
+                          "lr", "stage": [...]}   (parallel lists, one item per epoch)
+    performance          {mode: performance row}, always with the "None" baseline
+    pruning_per_layer    {mode: per-layer list}, with "None"
+    final                performance row of the trained model at the end, plus "mode"
+    eig_stats            {"total_kernels", "total_eigenvalues", "complex_eigenvalues",
+                          "complex_ratio",
+                          "criteria": {crit: {"pruned", "target_complex", "pruned_complex",
+                                              "target_complex_ratio", "pruned_complex_ratio"}}}
+                         crit in min_eig, min_eig_real, spectral_radius, spectral_radius_real
+    set_analysis         {"criteria": [8 base criteria], "total_kernels": N,
+                          "combinations": {"det+min_eig": count, ...}}
+                         one key per non-empty set of criteria that prune exactly those
+                         kernels (names sorted in ``criteria`` order, joined with "+");
+                         kernels pruned by no criterion are ``total_kernels - sum``.
+    pruning_per_threshold {"thresholds": [...], "pruned_ratio": {crit: [fraction per threshold]},
+                          "rule": "own"}  (each criterion's own rule: det vs t^n, det_corr vs t^2n)
+    history              [{"epoch": e, "performance": {mode: row}, "pruning_per_layer": {mode: list}}]
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+STATUSES = ("running", "completed", "failed", "interrupted")
+
+CONFIG_FIELDS = (
+    "model",
+    "depth",
+    "dataset",
+    "optimizer",
+    "loss",
+    "lr",
+    "epochs",
+    "batch_size",
+    "steps",
+    "momentum",
+    "decay",
+    "init_mode",
+    "l1_penalty",
+    "mode",
+    "compare",
+    "threshold",
+    "contribution_threshold",
+    "rate",
+    "history_interval",
+    "residual",
+    "seed",
+)
+
+RESULT_KINDS = (
+    "learning_curve",
+    "performance",
+    "pruning_per_layer",
+    "final",
+    "eig_stats",
+    "set_analysis",
+    "pruning_per_threshold",
+    "history",
+)
+
+PERFORMANCE_FIELDS = (
+    "accuracy",
+    "precision",
+    "recall",
+    "active_params",
+    "total_params",
+    "compression_ratio",
+    "score",
+    "alive_kernels",
+    "total_kernels",
+)
+
+LAYER_FIELDS = ("layer", "active_params", "total_params", "alive_kernels", "total_kernels")
+
+BASELINE = "None"
+"""The key of the unpruned baseline in ``performance`` and ``pruning_per_layer``."""
+
+BASE_CRITERIA = (
+    "det",
+    "det_corr",
+    "min_eig",
+    "min_eig_real",
+    "spectral_radius",
+    "spectral_radius_real",
+    "spectral_norm",
+    "weight",
+)
+"""The eight base criteria compared by default (SPEC.md)."""
+
+EIG_CRITERIA = ("min_eig", "min_eig_real", "spectral_radius", "spectral_radius_real")
+
+PER_THRESHOLD_THRESHOLDS = tuple(
+    m * 10.0**e for e in range(-12, 0) for m in (1.0, 5.0)
+) + (1.0,)
+"""1e-12, 5e-12, 1e-11, ..., 1e-1, 5e-1, 1 — the thresholds of ``pruning_per_threshold``."""
