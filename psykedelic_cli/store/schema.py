@@ -58,14 +58,20 @@ and the *per-layer list* of one mode is ``[{"layer", "active_params", "total_par
                           "criteria": {crit: {"pruned", "target_complex", "pruned_complex",
                                               "target_complex_ratio", "pruned_complex_ratio"}}}
                          crit in min_eig, min_eig_real, spectral_radius, spectral_radius_real
-    set_analysis         {"criteria": [8 base criteria], "total_kernels": N,
-                          "combinations": {"det+min_eig": count, ...}}
-                         one key per non-empty set of criteria that prune exactly those
-                         kernels (names sorted in ``criteria`` order, joined with "+");
-                         kernels pruned by no criterion are ``total_kernels - sum``.
+    set_analysis         {"criteria": [criteria compared, normally the 8 base criteria],
+                          "total_kernels": N or null,
+                          "shares": {"det+min_eig": fraction of all kernels, ..., "": fraction}}
+                         one key per set of criteria that prune exactly those kernels (names
+                         in ``criteria`` order joined with "+"; "" = pruned by none); the
+                         shares sum to 1. Only combinations that occur are present.
     pruning_per_threshold {"thresholds": [...], "pruned_ratio": {crit: [fraction per threshold]},
-                          "rule": "own"}  (each criterion's own rule: det vs t^n, det_corr vs t^2n)
+                          "rule": "own" | "raw"}
+                         "own": each criterion's own rule (det vs t^n, det_corr vs t^2n);
+                         "raw": the original's chart rule (raw |det| vs t), legacy imports only.
     history              [{"epoch": e, "performance": {mode: row}, "pruning_per_layer": {mode: list}}]
+    legacy               legacy-only extras kept verbatim (e.g. the original's "eig_analysis")
+
+Fractions are stored in [0, 1] everywhere (reports show percentages).
 """
 
 from __future__ import annotations
