@@ -1,0 +1,1 @@
+"""The staged training flow (TensorFlow is imported by ``flow``, not by this package)."""

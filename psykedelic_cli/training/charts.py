@@ -1,0 +1,71 @@
+"""Charts of one run, written to ``--out-dir`` at the end of ``psyk train``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def learning_curve_chart(run: dict, path: Path) -> Path:
+    """Loss and accuracy (train and validation) per epoch, stages shaded, pruning points marked."""
+    plt = _pyplot()
+    curve = run.get("results", {}).get("learning_curve") or {}
+    epochs = curve.get("epoch", [])
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    for ax, key, label in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            values = curve.get(prefix + key)
+            if values and any(v is not None for v in values):
+                ax.plot(epochs, values, style, label=("validation " if prefix else "training ") + label)
+        for stage in run.get("results", {}).get("pruning_stages", []):
+            ax.axvline(stage["epoch"], color="grey", linestyle=":", linewidth=1)
+            ax.annotate(f"pruned\n({stage['compression_ratio']:.1%})", (stage["epoch"], 0.5),
+                        xycoords=("data", "axes fraction"), fontsize=7, color="grey", ha="left")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label + (" (fraction)" if key == "accuracy" else ""))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    config = run.get("config", {})
+    fig.suptitle(f"{config.get('model')} on {config.get('dataset')}, mode {config.get('mode')}: learning curve")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def per_layer_chart(run: dict, path: Path) -> Path:
+    """Active vs total parameters per conv layer of the trained model, with the active ratio."""
+    plt = _pyplot()
+    layers = run.get("results", {}).get("pruning_per_layer_final") or []
+    names = [layer["layer"] for layer in layers]
+    total = [layer["total_params"] for layer in layers]
+    active = [layer["active_params"] for layer in layers]
+    width = max(6.0, 0.28 * len(names) + 2)
+    fig, ax = plt.subplots(figsize=(width, 4), constrained_layout=True)
+    positions = range(len(names))
+    ax.bar(positions, total, color="#d0d0d0", label="total parameters")
+    ax.bar(positions, active, color="#1f77b4", label="active parameters")
+    ax.set_xticks(list(positions))
+    ax.set_xticklabels(names, rotation=90, fontsize=7)
+    ax.set_ylabel("parameters")
+    ratio = ax.twinx()
+    ratio.plot(list(positions), [a / t if t else 0.0 for a, t in zip(active, total)], "o-", color="#d62728",
+               markersize=3, linewidth=1, label="active ratio")
+    ratio.set_ylim(0, 1.05)
+    ratio.set_ylabel("active / total")
+    handles = ax.get_legend_handles_labels()[0] + ratio.get_legend_handles_labels()[0]
+    labels = ax.get_legend_handles_labels()[1] + ratio.get_legend_handles_labels()[1]
+    fig.legend(handles, labels, loc="outside upper right", fontsize=8, ncols=3)
+    config = run.get("config", {})
+    fig.suptitle(f"{config.get('model')} on {config.get('dataset')}, mode {config.get('mode')}: parameters per layer",
+                 x=0.01, ha="left", fontsize=10)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

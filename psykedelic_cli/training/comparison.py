@@ -1,0 +1,95 @@
+"""Compare pruning modes on the same weights: prune a copy of the masks, evaluate, restore."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+
+from psykedelic_cli.store.schema import BASELINE
+
+
+@dataclass
+class Evaluator:
+    """Test-set accuracy and macro precision/recall of a model on fixed data."""
+
+    x: np.ndarray
+    y: np.ndarray
+    batch_size: int = 256
+
+    def __call__(self, model) -> dict:
+        from sklearn.metrics import precision_recall_fscore_support
+
+        probabilities = model.predict(self.x, batch_size=self.batch_size, verbose=0)
+        predicted = np.argmax(probabilities, axis=-1)
+        precision, recall, _, _ = precision_recall_fscore_support(
+            self.y, predicted, average="macro", zero_division=0
+        )
+        return {
+            "accuracy": float(np.mean(predicted == self.y)),
+            "precision": float(precision),
+            "recall": float(recall),
+        }
+
+
+def performance_row(metrics: dict, report: dict, baseline_accuracy: float | None) -> dict:
+    """Merge evaluation metrics and a parameter report into a schema performance row.
+
+    score = (acc / acc_None) · compression_ratio; the baseline row scores 0.
+    """
+    ratio = float(report["compression_ratio"])
+    if baseline_accuracy:
+        score = (metrics["accuracy"] / baseline_accuracy) * ratio
+    else:
+        score = 0.0
+    return {
+        **metrics,
+        "active_params": int(report["active_params"]),
+        "total_params": int(report["total_params"]),
+        "compression_ratio": ratio,
+        "score": float(score),
+        "alive_kernels": int(report["alive_kernels"]),
+        "total_kernels": int(report["total_kernels"]),
+    }
+
+
+def compare_modes(
+    model,
+    modes: Iterable[str],
+    evaluate: Callable[[object], dict],
+    *,
+    threshold: float,
+    contribution_threshold: float,
+    rate: float,
+    seed: int | None,
+    on_mode: Callable[[str], None] | None = None,
+) -> dict:
+    """``{"performance": {mode: row}, "pruning_per_layer": {mode: layers}}`` with the "None" baseline.
+
+    Every mode prunes a copy of the current masks; the model's kernels and masks are
+    restored exactly after each one.
+    """
+    from psykedelic_cli.models.surgery import compute_masks, parameter_report, set_masks, trial_masks
+
+    baseline_metrics = evaluate(model)
+    baseline_report = parameter_report(model)
+    performance = {BASELINE: performance_row(baseline_metrics, baseline_report, None)}
+    per_layer = {BASELINE: baseline_report["layers"]}
+    for mode in modes:
+        if on_mode is not None:
+            on_mode(mode)
+        with trial_masks(model):
+            masks = compute_masks(
+                model,
+                mode,
+                threshold=threshold,
+                contribution_threshold=contribution_threshold,
+                rate=rate,
+                seed=seed,
+            )
+            set_masks(model, masks)
+            report = parameter_report(model)
+            performance[mode] = performance_row(evaluate(model), report, baseline_metrics["accuracy"])
+            per_layer[mode] = report["layers"]
+    return {"performance": performance, "pruning_per_layer": per_layer}

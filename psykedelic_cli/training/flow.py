@@ -1,0 +1,285 @@
+"""The staged training flow of SPEC.md, recorded in the store as it happens.
+
+Stages 1..S-1 train with the L1 penalty on conv kernels and end by killing the
+kernels the chosen mode finds insignificant; after stage 1, on the same weights,
+the kernel analysis and the comparison of modes are recorded. The last stage trains
+without L1 and without new pruning, with early stopping on validation accuracy that
+restores the best weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+
+from psykedelic_cli.errors import PsykError
+from psykedelic_cli.models.layers import MicroConv2D
+from psykedelic_cli.models.resnet import build_micro_resnet
+from psykedelic_cli.models.surgery import conv_layers, get_masks, parameter_report, prune_model, set_l1_penalty
+from psykedelic_cli.pruning.analysis import kernel_analysis
+from psykedelic_cli.store import Store, new_run_document
+from psykedelic_cli.store.schema import BASELINE
+from psykedelic_cli.training.comparison import Evaluator, compare_modes, performance_row
+from psykedelic_cli.training.callbacks import LearningCurve, PeriodicComparison, RichProgress, StepLearningRate
+from psykedelic_cli.training.config import LOSS, TrainConfig
+
+
+class PhaseTimer:
+    """Accumulates wall time per named phase (training, kernel_analysis, comparison, history)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(phase, time.perf_counter() - start)
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+
+
+def seed_everything(seed: int | None) -> None:
+    """Seed Python, NumPy and TensorFlow and make TF ops deterministic, so a seed repeats a run."""
+    if seed is None:
+        return
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def distribution_strategy(name: str):
+    """``none``: the default strategy; ``mirrored``: every local GPU, or the CPU when there is none."""
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def make_optimizer(config: TrainConfig):
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum)
+    optimizers = {
+        "adam": keras.optimizers.Adam,
+        "rmsprop": keras.optimizers.RMSprop,
+        "adagrad": keras.optimizers.Adagrad,
+    }
+    return optimizers[config.optimizer](learning_rate=config.lr)
+
+
+def load_initial_weights(model, path: Path) -> None:
+    """Initial weights from a ``.keras`` model or a ``.weights.h5`` file of the same architecture."""
+    try:
+        if str(path).endswith(".keras"):
+            source = keras.models.load_model(path, compile=False, custom_objects={"MicroConv2D": MicroConv2D})
+            model.set_weights(source.get_weights())
+        else:
+            model.load_weights(path)
+    except (ValueError, OSError) as exc:
+        raise PsykError(f"--init {path}: cannot use these weights for {model.name}: {exc}".splitlines()[0]) from exc
+
+
+def conv_kernels(model) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(layer name, kernel, mask)`` of every Conv2D, the input of the kernel analysis."""
+    masks = get_masks(model)
+    return [(layer.name, np.asarray(layer.kernel.numpy()), masks[layer.name]) for layer in conv_layers(model)]
+
+
+def compare_configured_modes(model, evaluate, config, on_mode=None) -> dict:
+    """``compare_modes`` with the modes and pruning parameters of ``config``."""
+    return compare_modes(
+        model,
+        config.compare,
+        evaluate,
+        threshold=config.threshold,
+        contribution_threshold=config.contribution_threshold,
+        rate=config.rate,
+        seed=config.seed,
+        on_mode=on_mode,
+    )
+
+
+def analyse_and_compare(model, evaluate, config, timer: PhaseTimer, on_mode=None) -> dict:
+    """The kernel analysis and the comparison of ``config.compare`` on the current weights."""
+    with timer("kernel_analysis"):
+        results = kernel_analysis(conv_kernels(model), config.threshold)
+    with timer("comparison"):
+        results.update(compare_configured_modes(model, evaluate, config, on_mode))
+    return results
+
+
+class RunRecorder:
+    """Keeps the results of one run and writes them to the store as they arrive."""
+
+    def __init__(self, store: Store, run_id: str):
+        self.store = store
+        self.run_id = run_id
+        self.results: dict = {}
+
+    def put(self, **results) -> None:
+        self.results.update(results)
+        self.store.update_run(self.run_id, results=results)
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        self.store.update_run(self.run_id, status=status, error=error, results=self.results)
+
+
+class StagedRun:
+    """One run of the staged flow on a built, compiled model."""
+
+    def __init__(self, config: TrainConfig, model, dataset, recorder: RunRecorder, *, progress=None, say=None):
+        self.config = config
+        self.model = model
+        self.dataset = dataset
+        self.recorder = recorder
+        self.progress = progress
+        self.say = say or (lambda message: None)
+        self.timer = PhaseTimer()
+        self.evaluate = Evaluator(dataset.x_test, dataset.y_test, batch_size=max(256, config.batch_size))
+        self.history: list = []
+        self.pruning_stages: list = []
+
+    def compare(self) -> dict:
+        return compare_configured_modes(self.model, self.evaluate, self.config)
+
+    def record_history(self, epoch: int, result: dict, seconds: float) -> None:
+        self.timer.add("history", seconds)
+        self.history.append({"epoch": epoch, **result})
+        self.recorder.put(history=self.history)
+
+    def stage_callbacks(self, stage: int, n_epochs: int, learning_curve, lr_schedule) -> list:
+        config = self.config
+        last = stage == config.steps
+        callbacks = [lr_schedule, learning_curve]
+        if self.progress is not None:
+            label = f"stage {stage}/{config.steps} " + ("(no L1, early stopping)" if last else f"(L1 {config.l1_penalty:g})")
+            steps_per_epoch = int(np.ceil(len(self.dataset.x_train) / config.batch_size))
+            callbacks.append(RichProgress(self.progress, label, steps_per_epoch, n_epochs))
+        if stage == 1 and config.history_interval:
+            callbacks.append(PeriodicComparison(config.history_interval, self.compare, self.record_history))
+        if last:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", mode="max", patience=config.patience, restore_best_weights=True))
+        return callbacks
+
+    def prune(self, stage: int, epoch: int) -> None:
+        config = self.config
+        report = prune_model(self.model, config.mode, threshold=config.threshold,
+                             contribution_threshold=config.contribution_threshold, rate=config.rate,
+                             seed=None if config.seed is None else config.seed + stage)
+        self.pruning_stages.append({"stage": stage, "epoch": epoch, **_totals(report)})
+        self.recorder.put(pruning_stages=self.pruning_stages)
+        self.say(f"stage {stage}: {config.mode} leaves {report['alive_kernels']:,} of "
+                 f"{report['total_kernels']:,} kernels alive")
+
+    def run(self) -> None:
+        config = self.config
+        train_data = self.dataset.train_pipeline(config.batch_size, seed=config.seed or 0)
+        val_data = self.dataset.eval_pipeline("val", config.batch_size)
+        lr_schedule = StepLearningRate(config.lr, config.decay)
+        learning_curve = LearningCurve({}, on_update=lambda curve: self.recorder.put(learning_curve=curve))
+        epoch = 0
+        for stage, n_epochs in enumerate(config.stage_epochs, start=1):
+            last = stage == config.steps
+            if last and config.stop_after_pruning:
+                break
+            set_l1_penalty(self.model, 0.0 if last else config.l1_penalty)
+            learning_curve.stage = stage
+            with self.timer("training"):
+                self.model.fit(train_data, validation_data=val_data, initial_epoch=epoch, epochs=epoch + n_epochs,
+                               callbacks=self.stage_callbacks(stage, n_epochs, learning_curve, lr_schedule),
+                               verbose=0)
+            epoch += n_epochs
+            if last:
+                break
+            if stage == 1:
+                self.say("kernel analysis and comparison of modes")
+                self.recorder.put(**analyse_and_compare(self.model, self.evaluate, config, self.timer))
+            if config.mode is not None:
+                self.prune(stage, epoch)
+        baseline = self.recorder.results.get("performance", {}).get(BASELINE, {}).get("accuracy")
+        report = parameter_report(self.model)
+        final = performance_row(self.evaluate(self.model), report, baseline)
+        self.recorder.put(final={"mode": config.mode, **final}, pruning_per_layer_final=report["layers"])
+
+
+def build_model(config: TrainConfig, dataset, strategy):
+    with strategy.scope():
+        model = build_micro_resnet(
+            dataset.input_shape,
+            dataset.n_classes,
+            config.depth,
+            residual=config.residual,
+            l1_penalty=config.l1_penalty,
+            seed=config.seed,
+        )
+        if config.init is not None:
+            load_initial_weights(model, config.init)
+        model.compile(optimizer=make_optimizer(config), loss=LOSS, metrics=["accuracy"])
+    return model
+
+
+def train_run(
+    config: TrainConfig,
+    store: Store,
+    dataset,
+    *,
+    progress=None,
+    on_status: Callable[[str], None] | None = None,
+) -> dict:
+    """Train, prune, analyse and record one run; return its finished run document.
+
+    The run is added to the store as ``running`` before training starts and ends
+    ``completed``, ``failed`` (with the error) or ``interrupted`` (Ctrl-C), partial
+    results kept.
+    """
+    seed_everything(config.seed)
+    model = build_model(config, dataset, distribution_strategy(config.distribute))
+    run_id = store.add_run(new_run_document(config.store_config(model.name), source="train"))
+    recorder = RunRecorder(store, run_id)
+    staged = StagedRun(config, model, dataset, recorder, progress=progress, say=on_status)
+    staged.say(f"run {run_id}: {model.name} on {dataset.name}, mode {config.mode}, "
+               f"L1 {config.l1_penalty:g}, seed {config.seed}")
+    try:
+        staged.run()
+        recorder.results["timings"] = staged.timer.seconds
+        _write_artifacts(config, model, {**store.get_run(run_id), "results": recorder.results})
+        recorder.finish("completed")
+    except KeyboardInterrupt:
+        recorder.results["timings"] = staged.timer.seconds
+        recorder.finish("interrupted", "interrupted by the user (Ctrl-C)")
+        staged.say(f"run {run_id} interrupted; its partial results are kept in the store")
+        raise
+    except BaseException as exc:
+        recorder.results["timings"] = staged.timer.seconds
+        recorder.finish("failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
+        raise
+    return store.get_run(run_id)
+
+
+def _totals(report: dict) -> dict:
+    return {key: report[key] for key in ("active_params", "total_params", "compression_ratio", "alive_kernels", "total_kernels")}
+
+
+def _write_artifacts(config: TrainConfig, model, run: dict) -> None:
+    """Learning-curve and per-layer charts (and the model with --save-model) in out_dir/<run id>/."""
+    if config.out_dir is None:
+        return
+    from psykedelic_cli.training.charts import learning_curve_chart, per_layer_chart
+
+    folder = Path(config.out_dir) / run["id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    learning_curve_chart(run, folder / "learning_curve.png")
+    per_layer_chart(run, folder / "per_layer.png")
+    if config.save_model:
+        model.save(folder / "model.keras")
