@@ -1,0 +1,101 @@
+"""Keras objects saved inside our models: the masked convolution and the switchable L1 penalty.
+
+Both are registered under the ``psykedelic`` package so a ``.keras`` file holding
+them loads once this module is imported (``strip_masks`` turns a model into plain
+Keras layers for readers without psykedelic).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+PACKAGE = "psykedelic"
+
+
+def masked_kernel(kernel, mask):
+    """``kernel * mask[None, None, :, :]``: a (kh, kw, C_in, C_out) kernel with dead kernels zeroed."""
+    return ops.multiply(kernel, ops.cast(mask, kernel.dtype)[None, None, :, :])
+
+
+class _MaskedKernel(keras.constraints.Constraint):
+    """``kernel * mask`` after every optimizer step, then the user's own constraint.
+
+    A dead kernel gets a zero gradient, but an optimizer with momentum (Adam, SGD with
+    momentum) still moves it by its remembered velocity; re-applying the mask after
+    each step keeps its stored weights exactly zero. Lives on the kernel variable only,
+    never in the layer config: the layer rebuilds it at ``build``.
+    """
+
+    def __init__(self, mask, inner=None):
+        self.mask = mask
+        self.inner = inner
+
+    def __call__(self, kernel):
+        masked = masked_kernel(kernel, self.mask)
+        return self.inner(masked) if self.inner is not None else masked
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MicroConv2D(keras.layers.Conv2D):
+    """A Conv2D whose kernels can die one by one.
+
+    Holds a non-trainable ``mask`` weight of shape ``(C_in / groups, C_out)`` (ones at
+    first) and convolves with ``kernel * mask[None, None, :, :]``: a dead kernel
+    contributes exactly zero to the output and its weights get a zero gradient. The
+    stored kernel weights of dead kernels are kept at exactly zero through training
+    (see ``_MaskedKernel``). The config is the plain Conv2D config.
+    """
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.kernel_mask = self.add_weight(
+            name="mask",
+            shape=tuple(self._kernel.shape[2:]),
+            initializer="ones",
+            trainable=False,
+            dtype="float32",
+        )
+        self._kernel.constraint = _MaskedKernel(self.kernel_mask, self.kernel_constraint)
+
+    def convolution_op(self, inputs, kernel):
+        return super().convolution_op(inputs, masked_kernel(kernel, self.kernel_mask))
+
+    def _mask_key(self) -> str:
+        # Conv2D stores kernel as "0" and bias as "1"; the mask follows them.
+        return str(2 if self.use_bias else 1)
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        if self.built:
+            store[self._mask_key()] = self.kernel_mask
+
+    def load_own_variables(self, store):
+        super().load_own_variables(store)
+        if self.built:
+            self.kernel_mask.assign(store[self._mask_key()])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SwitchableL1(keras.regularizers.Regularizer):
+    """L1 penalty ``penalty * sum(|w|)`` whose factor can change after compilation.
+
+    The factor is a non-trainable variable read inside the compiled train step, so the
+    trainer can switch the penalty off for the last stage (``set_l1_penalty``) without
+    rebuilding or recompiling the model.
+    """
+
+    def __init__(self, l1: float = 0.0):
+        self.l1 = float(l1)
+        self.penalty = keras.Variable(self.l1, dtype="float32", trainable=False, name="l1_penalty")
+
+    def assign(self, l1: float) -> None:
+        """Set the factor; takes effect at the next train step, compiled or not."""
+        self.l1 = float(l1)
+        self.penalty.assign(self.l1)
+
+    def __call__(self, weights):
+        return ops.multiply(ops.cast(self.penalty, weights.dtype), ops.sum(ops.abs(weights)))
+
+    def get_config(self) -> dict:
+        return {"l1": self.l1}
