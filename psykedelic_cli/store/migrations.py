@@ -1,0 +1,54 @@
+"""Bringing run documents written under older schema versions up to ``SCHEMA_VERSION``.
+
+A document's ``schema_version`` (absent = 0) says which shape it has; each entry of
+``MIGRATIONS`` turns version v into v + 1, so a store of any age is read forward one
+step at a time. Stores are rewritten in the current version on their next write.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from psykedelic_cli.errors import PsykError
+from psykedelic_cli.store.schema import SCHEMA_VERSION
+
+
+def _v0_to_v1(doc: dict) -> dict:
+    """Version 0 (the first draft of the schema, before documents carried a version).
+
+    It stored set analysis as kernel counts, ``{"total_kernels": N, "combinations":
+    {"det+min_eig": count, ...}}`` with kernels pruned by no criterion implied, and
+    pruning per threshold without a ``rule`` (always each criterion's own rule).
+    """
+    results = doc.setdefault("results", {})
+    set_analysis = results.get("set_analysis")
+    if isinstance(set_analysis, dict) and "combinations" in set_analysis and "shares" not in set_analysis:
+        counts = set_analysis.pop("combinations")
+        total = set_analysis.get("total_kernels") or sum(counts.values())
+        shares = {combination: count / total for combination, count in counts.items()} if total else {}
+        unpruned = total - sum(counts.values())
+        if total and unpruned > 0:
+            shares[""] = unpruned / total
+        set_analysis["shares"] = shares
+    per_threshold = results.get("pruning_per_threshold")
+    if isinstance(per_threshold, dict):
+        per_threshold.setdefault("rule", "own")
+    return doc
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _v0_to_v1}
+
+
+def migrate_run(doc: dict) -> dict:
+    """``doc`` brought to ``SCHEMA_VERSION`` in place (PsykError for unknown or newer versions)."""
+    version = doc.get("schema_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version <= SCHEMA_VERSION:
+        raise PsykError(
+            f"run {doc.get('id')!r} has schema version {version!r}; this psyk reads versions "
+            f"0 to {SCHEMA_VERSION}: upgrade psykedelic to use it"
+        )
+    while version < SCHEMA_VERSION:
+        doc = MIGRATIONS[version](doc)
+        version += 1
+        doc["schema_version"] = version
+    return doc

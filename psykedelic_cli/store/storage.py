@@ -1,0 +1,471 @@
+"""The store file: a TinyDB JSON document store that several processes can share.
+
+The file is plain JSON that TinyDB's own ``JSONStorage`` reads (tables ``meta`` and
+``runs``), written in a fixed line layout so that a command needing one run, or only
+the run summaries, reads a few kilobytes instead of parsing the whole file::
+
+    {"meta":{"1":{"format":"psyk-store","schema_version":1,"body_bytes":B,"index":[...]}},
+    "runs":{
+    "1":{...one run document...},
+    "2":{...}
+    }}
+
+Line 1 is the ``meta`` table: its ``index`` has, per run, the TinyDB doc id, where the
+encoded document sits (offsets relative to the start of line 3), where each result kind
+sits inside it, and a small summary (:func:`~psykedelic_cli.store.summary.run_summary`).
+``body_bytes`` (the size of everything after line 2) detects a file changed by anything
+else; such a file, or one in any other layout (e.g. rewritten by plain TinyDB), is parsed
+whole instead, and the next write restores the layout.
+
+Safety:
+
+* every read-modify-write holds an exclusive ``flock`` on ``<store>.lock`` (a separate
+  file, because the store itself is replaced by each write);
+* a write goes to a temporary file in the same directory, is fsynced and atomically
+  renamed over the store, so a process killed at any moment leaves the old or the new
+  store; readers therefore need no lock: an open file stays one consistent snapshot;
+* a file that cannot be parsed is refused with a message naming it, and never written;
+* unchanged documents are copied byte for byte (in the kernel where possible), so a write
+  costs a file copy, not a parse and re-serialisation of every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import glob
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+from tinydb.storages import Storage
+
+from psykedelic_cli.errors import PsykError
+from psykedelic_cli.store.migrations import migrate_run
+from psykedelic_cli.store.schema import SCHEMA_VERSION
+from psykedelic_cli.store.summary import run_summary
+
+FORMAT = "psyk-store"
+META_TABLE = "meta"
+RUNS_TABLE = "runs"
+
+_HEAD_PREFIX = b'{"meta":{"1":'
+_HEAD_SUFFIX = b"},\n"
+_RUNS_LINE = b'"runs":{\n'
+_CLOSING = b"}}\n"
+_COPY_CHUNK = 1 << 24
+
+
+def _encode(value) -> str:
+    return json.dumps(value, separators=(",", ":"), default=_plain)
+
+
+def _plain(value):
+    # NumPy scalars and arrays (from training) without importing NumPy here.
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where an encoded run sits in a store file (offsets absolute in that file)."""
+
+    offset: int
+    length: int
+    head: int  # length of the document's JSON before its "results" object, less the "}"
+    results: Mapping[str, tuple[int, int]]  # kind -> (offset from the document start, length)
+
+
+@dataclass
+class Entry:
+    """One run in a snapshot or transaction: in memory (``doc``) or encoded in a file."""
+
+    doc_id: int
+    summary: dict
+    doc: dict | None = None
+    source: "Snapshot | None" = None
+    span: Span | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.summary["id"]
+
+    @property
+    def result_kinds(self) -> list[str]:
+        return list(self.doc.get("results", {}) if self.doc is not None else self.span.results)
+
+
+@dataclass
+class Snapshot:
+    """A consistent view of one store file: its runs, readable until :meth:`close`."""
+
+    path: Path
+    entries: list[Entry] = field(default_factory=list)
+    fd: int | None = None
+
+    def load(self, entry: Entry, kinds: Sequence[str] | None = None) -> dict:
+        """The run document of ``entry``; with ``kinds``, only those result kinds are read."""
+        return _load(entry, kinds)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _load(entry: Entry, kinds: Sequence[str] | None) -> dict:
+    if entry.doc is not None:
+        doc = dict(entry.doc)
+        results = doc.get("results", {})
+        doc["results"] = {k: v for k, v in results.items() if kinds is None or k in kinds}
+        return doc
+    fd, span, path = entry.source.fd, entry.span, entry.source.path
+    try:
+        if kinds is None:
+            doc = json.loads(os.pread(fd, span.length, span.offset))
+        else:
+            doc = json.loads(os.pread(fd, span.head, span.offset) + b"}")
+            doc["results"] = {
+                kind: json.loads(os.pread(fd, length, span.offset + start))
+                for kind, (start, length) in span.results.items()
+                if kind in kinds
+            }
+    except ValueError as exc:
+        raise PsykError(f"store {path} is damaged: run {entry.run_id} cannot be parsed ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("id") != entry.run_id:
+        raise PsykError(f"store {path} is damaged: its index does not match run {entry.run_id}")
+    return doc
+
+
+# ---------------------------------------------------------------- reading
+
+
+def open_snapshot(path: Path) -> Snapshot:
+    """Open ``path`` (a missing file is an empty store) and index its runs."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return Snapshot(path)
+    except OSError as exc:
+        raise PsykError(f"cannot read store {path}: {exc.strerror}") from None
+    snapshot = Snapshot(path, fd=fd)
+    try:
+        if os.fstat(fd).st_size and not _read_index(snapshot):
+            _parse_whole(snapshot)
+    except BaseException:
+        snapshot.close()
+        raise
+    return snapshot
+
+
+def _read_index(snapshot: Snapshot) -> bool:
+    """Index ``snapshot`` from its meta line; False when the file is not in our layout."""
+    fd, path = snapshot.fd, snapshot.path
+    if os.pread(fd, len(_HEAD_PREFIX), 0) != _HEAD_PREFIX:
+        return False
+    with os.fdopen(os.dup(fd), "rb") as handle:  # a dup shares the offset: start at 0
+        handle.seek(0)
+        head = handle.readline()
+        runs_line = handle.readline()
+    if not head.endswith(_HEAD_SUFFIX) or runs_line != _RUNS_LINE:
+        return False
+    try:
+        meta = json.loads(head[len(_HEAD_PREFIX) : -len(_HEAD_SUFFIX)])
+        if meta.get("format") != FORMAT:
+            return False
+        version = meta["schema_version"]
+        _check_version(path, version)
+        body_start = len(head) + len(runs_line)
+        if version < SCHEMA_VERSION or os.fstat(fd).st_size != body_start + meta["body_bytes"]:
+            return False  # older documents need migrating; a changed size means edited by hand
+        snapshot.entries = [
+            Entry(
+                doc_id=item["doc_id"],
+                summary=item["summary"],
+                source=snapshot,
+                span=Span(
+                    offset=body_start + item["offset"],
+                    length=item["length"],
+                    head=item["head"],
+                    results={kind: tuple(where) for kind, where in item["results"].items()},
+                ),
+            )
+            for item in meta["index"]
+        ]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return True
+
+
+def _check_version(path: Path, version) -> None:
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise PsykError(
+            f"store {path} has schema version {version!r}; this psyk reads versions up to "
+            f"{SCHEMA_VERSION}: upgrade psykedelic to use it"
+        )
+
+
+def _parse_whole(snapshot: Snapshot) -> None:
+    """Index a file in any TinyDB layout by parsing all of it (migrating old documents)."""
+    path = snapshot.path
+    with os.fdopen(os.dup(snapshot.fd), "rb") as handle:
+        handle.seek(0)
+        raw = handle.read()
+    try:
+        tables = json.loads(raw)
+    except ValueError as exc:
+        raise PsykError(f"store {path} is not valid JSON ({exc}); it was left untouched") from None
+    if not isinstance(tables, dict):
+        raise PsykError(f"store {path} is not a TinyDB store: expected a JSON object of tables")
+    unknown = sorted(name for name, table in tables.items() if name not in (META_TABLE, RUNS_TABLE) and table)
+    if unknown:
+        raise PsykError(
+            f"store {path} has unexpected table(s) {', '.join(unknown)}; a psyk store holds "
+            f"only '{META_TABLE}' and '{RUNS_TABLE}'"
+        )
+    meta = tables.get(META_TABLE) or {}
+    if isinstance(meta, dict) and isinstance(meta.get("1"), dict) and "schema_version" in meta["1"]:
+        _check_version(path, meta["1"]["schema_version"])
+    runs = tables.get(RUNS_TABLE) or {}
+    if not isinstance(runs, dict):
+        raise PsykError(f"store {path}: table '{RUNS_TABLE}' must be an object of documents")
+    seen: set[str] = set()
+    for doc_id, doc in runs.items():
+        where = f"store {path}: run document {doc_id!r}"
+        if not doc_id.isdigit():
+            raise PsykError(f"{where}: TinyDB document ids are integers")
+        if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
+            raise PsykError(f"{where} has no run id")
+        if doc["id"] in seen:
+            raise PsykError(f"{where} repeats run id {doc['id']}")
+        seen.add(doc["id"])
+        try:
+            doc = migrate_run(doc)
+        except PsykError as exc:
+            raise PsykError(f"{where}: {exc}") from None
+        snapshot.entries.append(Entry(int(doc_id), run_summary(doc), doc=doc))
+
+
+# ---------------------------------------------------------------- writing
+
+
+class Transaction:
+    """The runs of a store under its exclusive lock; changes are written on success."""
+
+    def __init__(self, snapshot: Snapshot):
+        self.snapshot = snapshot
+        self.entries = list(snapshot.entries)
+        self.changed = False
+
+    def load(self, entry: Entry, kinds: Sequence[str] | None = None) -> dict:
+        return _load(entry, kinds)
+
+    def put(self, doc: dict, doc_id: int | None = None) -> Entry:
+        """Store ``doc`` under ``doc_id`` (replacing that entry) or as a new document."""
+        return self.place(Entry(doc_id or 0, run_summary(doc), doc=doc))
+
+    def place(self, entry: Entry) -> Entry:
+        """Add ``entry`` (perhaps encoded in another store's file); a known doc id replaces."""
+        positions = {e.doc_id: i for i, e in enumerate(self.entries)}
+        if entry.doc_id in positions:
+            self.entries[positions[entry.doc_id]] = entry
+        else:
+            entry.doc_id = max(positions, default=0) + 1
+            self.entries.append(entry)
+        self.changed = True
+        return entry
+
+    def remove(self, doc_ids: set[int]) -> None:
+        self.entries = [e for e in self.entries if e.doc_id not in doc_ids]
+        self.changed = True
+
+
+def _encode_run(doc: dict) -> tuple[bytes, int, dict[str, tuple[int, int]]]:
+    """A run document as JSON bytes with ``results`` last, the head length and result spans."""
+    head = _encode({k: v for k, v in doc.items() if k != "results"})[:-1]
+    pieces = [head, ',"results":{' if len(head) > 1 else '"results":{']
+    position = sum(map(len, pieces))
+    spans = {}
+    for i, (kind, value) in enumerate(doc.get("results", {}).items()):
+        key = ("," if i else "") + _encode(kind) + ":"
+        encoded = _encode(value)
+        spans[kind] = (position + len(key), len(encoded))
+        pieces += [key, encoded]
+        position += len(key) + len(encoded)
+    pieces.append("}}")
+    return "".join(pieces).encode("ascii"), len(head), spans
+
+
+def _layout(entries: list[Entry]) -> list[bytes | tuple[int, int, int]]:
+    """The pieces of a whole store file: bytes to write, or (fd, offset, length) to copy."""
+    body: list[bytes | tuple[int, int, int]] = []
+    index = []
+    position = 0
+    for i, entry in enumerate(entries):
+        key = f'"{entry.doc_id}":'.encode("ascii")
+        if entry.doc is not None:
+            encoded, head, results = _encode_run(entry.doc)
+            length, piece = len(encoded), encoded
+        else:
+            span = entry.span
+            length, head, results, piece = span.length, span.head, span.results, (entry.source.fd, span.offset, span.length)
+        index.append({
+            "doc_id": entry.doc_id, "offset": position + len(key), "length": length,
+            "head": head, "results": results, "summary": entry.summary,
+        })
+        separator = b",\n" if i < len(entries) - 1 else b"\n"
+        body += [key, piece, separator]
+        position += len(key) + length + len(separator)
+    meta = {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "body_bytes": position + len(_CLOSING),
+        "index": index,
+    }
+    return [_HEAD_PREFIX + _encode(meta).encode("ascii") + _HEAD_SUFFIX, _RUNS_LINE, *body, _CLOSING]
+
+
+def _write_pieces(fd: int, pieces: list[bytes | tuple[int, int, int]]) -> None:
+    pending: list[bytes] = []
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            pending.append(piece)
+            continue
+        _write_all(fd, b"".join(pending))
+        pending = []
+        _copy_range(*piece, fd)
+    _write_all(fd, b"".join(pending))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _copy_range(src: int, offset: int, length: int, dst: int) -> None:
+    """Append ``length`` bytes of ``src`` from ``offset`` to ``dst``, in the kernel when possible."""
+    end = offset + length
+    try:
+        while offset < end:
+            copied = os.copy_file_range(src, dst, end - offset, offset)
+            if not copied:
+                break
+            offset += copied
+    except (AttributeError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+    while offset < end:
+        chunk = os.pread(src, min(_COPY_CHUNK, end - offset), offset)
+        if not chunk:
+            raise PsykError(f"store file shrank while it was being copied (at byte {offset})")
+        _write_all(dst, chunk)
+        offset += len(chunk)
+
+
+class RunStorage(Storage):
+    """TinyDB storage of a psyk store (see the module docstring for the guarantees).
+
+    ``TinyDB(path, storage=RunStorage)`` works as with ``JSONStorage``; wrap TinyDB
+    read-modify-write operations in :meth:`transaction` to make them atomic across processes.
+    :class:`~psykedelic_cli.store.runs.Store` uses :meth:`snapshot` and :meth:`transaction`.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__()
+        self.path = Path(path)
+        self._held: Transaction | None = None
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """A lock-free consistent view (writers replace the file, never change it in place)."""
+        snapshot = open_snapshot(self.path)
+        try:
+            yield snapshot
+        finally:
+            snapshot.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Hold the exclusive lock; re-entrant; changes are written when the outermost exits."""
+        if self._held is not None:
+            yield self._held
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            self._remove_stale_temporaries()
+            with self.snapshot() as snapshot:
+                self._held = Transaction(snapshot)
+                try:
+                    yield self._held
+                    if self._held.changed:
+                        self._replace(_layout(self._held.entries), snapshot)
+                finally:
+                    self._held = None
+        finally:
+            os.close(lock_fd)  # closing releases the flock
+
+    def _temporary_pattern(self) -> re.Pattern:
+        return re.compile(rf"\.{re.escape(self.path.name)}\.[0-9a-f]{{12}}\.tmp")
+
+    def _remove_stale_temporaries(self) -> None:
+        # Under the lock no writer is mid-write, so any temporary left is from a killed one.
+        pattern = self._temporary_pattern()
+        for leftover in self.path.parent.glob(f".{glob.escape(self.path.name)}.*.tmp"):
+            if pattern.fullmatch(leftover.name):
+                leftover.unlink(missing_ok=True)
+
+    def _replace(self, pieces, snapshot: Snapshot) -> None:
+        temporary = self.path.with_name(f".{self.path.name}.{secrets.token_hex(6)}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            if snapshot.fd is not None:
+                os.fchmod(fd, os.fstat(snapshot.fd).st_mode & 0o7777)
+            _write_pieces(fd, pieces)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            temporary.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        os.replace(temporary, self.path)
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # make the rename itself durable
+        finally:
+            os.close(directory)
+
+    # -- TinyDB's Storage interface: whole-database read and write
+
+    def read(self) -> dict | None:
+        if self._held is not None:
+            return _tables(self._held.entries)
+        with self.snapshot() as snapshot:
+            return _tables(snapshot.entries) if snapshot.fd is not None else None
+
+    def write(self, data: dict) -> None:
+        unknown = sorted(name for name, table in data.items() if name not in (META_TABLE, RUNS_TABLE) and table)
+        if unknown:
+            raise PsykError(f"a psyk store holds only tables '{META_TABLE}' and '{RUNS_TABLE}', not {', '.join(unknown)}")
+        with self.transaction() as transaction:
+            transaction.entries = [
+                Entry(int(doc_id), run_summary(doc), doc=dict(doc)) for doc_id, doc in data.get(RUNS_TABLE, {}).items()
+            ]
+            transaction.changed = True
+
+
+def _tables(entries: list[Entry]) -> dict:
+    runs = {str(entry.doc_id): _load(entry, None) for entry in entries}
+    return {META_TABLE: {"1": {"format": FORMAT, "schema_version": SCHEMA_VERSION}}, RUNS_TABLE: runs}

@@ -1,0 +1,71 @@
+"""Older run documents are read forward to the current schema version."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from psykedelic_cli.errors import PsykError
+from psykedelic_cli.store import Store
+from psykedelic_cli.store.migrations import migrate_run
+from psykedelic_cli.store.schema import SCHEMA_VERSION
+
+
+def _version_0_run(run_id: str) -> dict:
+    """A run as the first draft of the schema stored it: no version, set analysis as counts."""
+    return {
+        "id": run_id,
+        "status": "completed",
+        "config": {"model": "MicroResNet20", "dataset": "digits"},
+        "results": {
+            "set_analysis": {"criteria": ["det", "weight"], "total_kernels": 200, "combinations": {"det": 30, "det+weight": 50}},
+            "pruning_per_threshold": {"thresholds": [1e-4], "pruned_ratio": {"det": [0.1]}},
+        },
+    }
+
+
+def test_version_0_set_analysis_counts_become_shares():
+    doc = migrate_run(_version_0_run("r0"))
+    assert doc["schema_version"] == SCHEMA_VERSION == 1
+    assert doc["results"]["set_analysis"] == {
+        "criteria": ["det", "weight"], "total_kernels": 200, "shares": {"det": 0.15, "det+weight": 0.25, "": 0.6},
+    }
+    assert doc["results"]["pruning_per_threshold"]["rule"] == "own"
+
+
+def test_current_documents_are_left_alone():
+    doc = {"id": "r1", "schema_version": 1, "results": {"set_analysis": {"shares": {"": 1.0}}}}
+    assert migrate_run(json.loads(json.dumps(doc))) == doc
+
+
+def test_a_version_0_store_is_read_migrated_and_rewritten(tmp_path):
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"runs": {"1": _version_0_run("20250101T000000-aaaaaa"), "2": _version_0_run("20250101T000000-bbbbbb")}}))
+    store = Store(path)
+    assert [run["results"]["set_analysis"]["shares"][""] for run in store.runs()] == [0.6, 0.6]
+    assert store.summaries()[0]["config"]["model"] == "MicroResNet20"
+    store.update_run("20250101T000000-a", status="failed")
+    on_disk = json.loads(path.read_text())
+    assert on_disk["meta"]["1"]["schema_version"] == SCHEMA_VERSION
+    assert all(doc["schema_version"] == SCHEMA_VERSION and "shares" in doc["results"]["set_analysis"] for doc in on_disk["runs"].values())
+
+
+def test_a_store_in_our_layout_with_an_older_stamp_is_migrated(tmp_path):
+    path = tmp_path / "store.json"
+    Store(path).add_run({"id": "20250101T000000-cccccc", "config": {}})
+    # Same-length edits: the file keeps its layout and size, but says version 0 throughout.
+    path.write_bytes(path.read_bytes().replace(b'"schema_version":1', b'"schema_version":0'))
+    assert json.loads(path.read_bytes())["runs"]["1"]["schema_version"] == 0
+    run = Store(path).get_run("20250101T000000-cccccc")
+    assert run["schema_version"] == SCHEMA_VERSION
+    assert run["results"] == {}
+
+
+def test_documents_from_a_newer_schema_are_refused(tmp_path):
+    with pytest.raises(PsykError, match="schema version 2; this psyk reads versions 0 to 1"):
+        migrate_run({"id": "r", "schema_version": 2})
+    path = tmp_path / "new.json"
+    path.write_text(json.dumps({"runs": {"1": {"id": "r", "schema_version": 5}}}))
+    with pytest.raises(PsykError, match=f"store {path}: run document '1': run 'r' has schema version 5"):
+        Store(path).runs()

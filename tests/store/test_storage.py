@@ -1,0 +1,226 @@
+"""The store file: concurrent writers, crashes mid-write, corrupt files, TinyDB compatibility."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from tinydb import Query, TinyDB
+
+from psykedelic_cli.errors import PsykError
+from psykedelic_cli.store import Store
+from psykedelic_cli.store.storage import RunStorage
+
+
+def _temporaries(path):
+    return sorted(path.parent.glob(f".{path.name}.*.tmp"))
+
+
+def _spawn(code: str, *args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *map(str, args)])
+
+
+WRITER = """
+    import sys
+    from psykedelic_cli.store import Store, new_run_document
+    from psykedelic_cli.store.storage import RunStorage
+
+    path, worker, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    store = Store(path)
+    for i in range(count):
+        doc = new_run_document({"model": f"worker{worker}", "seed": i})
+        doc["results"]["learning_curve"] = {"loss": [0.5] * 2000}
+        run_id = store.add_run(doc)
+        store.update_run(run_id, status="completed", results={"final": {"accuracy": i}})
+        # A read-modify-write of one shared counter: lost updates would show in its total.
+        storage = RunStorage(path)
+        with storage.transaction() as transaction:
+            entry = next(e for e in transaction.entries if e.summary["config"]["model"] == "counter")
+            counter = transaction.load(entry)
+            counter["config"]["seed"] += 1
+            transaction.put(counter, entry.doc_id)
+"""
+
+
+def test_four_processes_writing_at_once_keep_every_run(tmp_path):
+    path = tmp_path / "store.json"
+    Store(path).add_run({"config": {"model": "counter", "seed": 0}})
+    writers = [_spawn(WRITER, path, worker, 15) for worker in range(4)]
+    assert [writer.wait(timeout=300) for writer in writers] == [0, 0, 0, 0]
+    store = Store(path)
+    runs = store.runs(status="completed")
+    assert len(runs) == 60
+    assert {(run["config"]["model"], run["config"]["seed"]) for run in runs} == {
+        (f"worker{w}", i) for w in range(4) for i in range(15)
+    }
+    assert all(run["results"]["final"]["accuracy"] == run["config"]["seed"] for run in runs)
+    assert store.runs(model="counter")[0]["config"]["seed"] == 60
+    assert _temporaries(path) == []
+
+
+KILLED_WRITER = """
+    import sys
+    from psykedelic_cli.store import Store, new_run_document
+
+    store = Store(sys.argv[1])
+    for i in range(10_000):
+        doc = new_run_document({"model": "big", "seed": i})
+        doc["results"]["learning_curve"] = {"loss": [float(i)] * 200_000}
+        store.add_run(doc)
+"""
+
+
+@pytest.mark.parametrize("writes_before_kill", [0, 2, 5])
+def test_a_writer_killed_mid_write_leaves_a_loadable_store(tmp_path, writes_before_kill):
+    path = tmp_path / "store.json"
+    writer = _spawn(KILLED_WRITER, path)
+    deadline = time.monotonic() + 120
+    try:
+        # Kill it while a temporary file exists, i.e. while it is writing a new store.
+        while time.monotonic() < deadline:
+            stored = len(Store(path).summaries())
+            if stored >= writes_before_kill and _temporaries(path):
+                os.kill(writer.pid, signal.SIGKILL)
+                break
+        else:
+            pytest.fail("the writer never started a write")
+    finally:
+        writer.kill()
+        writer.wait()
+    assert writer.returncode == -signal.SIGKILL
+    assert _temporaries(path), "killed before any write began"
+    runs = Store(path).runs()
+    assert len(runs) >= writes_before_kill
+    assert sorted(run["config"]["seed"] for run in runs) == list(range(len(runs)))
+    assert all(run["results"]["learning_curve"]["loss"] == [float(run["config"]["seed"])] * 200_000 for run in runs)
+    # The next write clears what the killed writer left behind.
+    Store(path).add_run({"config": {"model": "after"}})
+    assert _temporaries(path) == []
+    assert len(Store(path).runs()) == len(runs) + 1
+
+
+CORRUPT = {
+    "not JSON": b'{"meta":{"1":{"format": oops',
+    "not an object": b"[1, 2, 3]",
+    "runs not an object": b'{"runs": [1, 2]}',
+    "a run without id": b'{"runs": {"1": {"status": "completed"}}}',
+    "a foreign table": b'{"runs": {}, "notes": {"1": {"text": "mine"}}}',
+    "a string doc id": b'{"runs": {"first": {"id": "x"}}}',
+    "a repeated run id": b'{"runs": {"1": {"id": "x"}, "2": {"id": "x"}}}',
+}
+
+
+@pytest.mark.parametrize("content", CORRUPT.values(), ids=CORRUPT.keys())
+def test_a_corrupt_store_is_refused_and_left_byte_for_byte(tmp_path, content):
+    path = tmp_path / "store.json"
+    path.write_bytes(content)
+    store = Store(path)
+    for attempt in (store.runs, store.summaries, lambda: store.add_run({"config": {}}), lambda: store.delete_runs(["x"])):
+        with pytest.raises(PsykError, match=str(path)):
+            attempt()
+    assert path.read_bytes() == content
+    assert _temporaries(path) == []
+
+
+def test_a_truncated_store_is_refused(tmp_path, make_run):
+    path = tmp_path / "store.json"
+    Store(path).add_runs([make_run(), make_run()])
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) * 2 // 3])
+    with pytest.raises(PsykError, match=rf"store {path} is not valid JSON .*left untouched"):
+        Store(path).add_run(make_run())
+    assert path.read_bytes() == whole[: len(whole) * 2 // 3]
+
+
+def test_a_store_from_a_newer_psyk_is_refused(tmp_path, make_run):
+    path = tmp_path / "store.json"
+    Store(path).add_run(make_run())
+    newer = path.read_bytes().replace(b'"schema_version":1,"body_bytes"', b'"schema_version":7,"body_bytes"', 1)
+    path.write_bytes(newer)
+    with pytest.raises(PsykError, match="schema version 7; this psyk reads versions up to 1"):
+        Store(path).runs()
+    assert path.read_bytes() == newer
+
+
+def test_the_file_is_plain_tinydb_json(tmp_path, make_run):
+    path = tmp_path / "store.json"
+    ids = Store(path).add_runs([make_run(), make_run(dataset="cifar10")])
+    tables = json.loads(path.read_bytes())
+    assert set(tables) == {"meta", "runs"}
+    assert tables["meta"]["1"]["schema_version"] == 1
+    plain = TinyDB(path, access_mode="r")
+    assert sorted(doc["id"] for doc in plain.table("runs").all()) == sorted(ids)
+    assert plain.table("runs").search(Query().config.dataset == "cifar10")[0]["id"] == ids[1]
+    plain.close()
+
+
+def test_a_store_rewritten_by_plain_tinydb_is_read_and_rewritten_in_layout(tmp_path, make_run):
+    path = tmp_path / "store.json"
+    first = make_run()
+    db = TinyDB(path)  # TinyDB's own JSONStorage, one line
+    db.table("runs").insert(first)
+    db.close()
+    store = Store(path)
+    assert store.get_run(first["id"][:17])["results"] == first["results"]
+    second = store.add_run(make_run(dataset="cifar10"))
+    assert path.read_bytes().startswith(b'{"meta":{"1":{"format":"psyk-store"')
+    assert [run["id"] for run in store.runs()] == sorted([first["id"], second])
+
+
+def test_an_edit_that_changes_the_size_is_seen(tmp_path, make_run):
+    path = tmp_path / "store.json"
+    Store(path).add_run(make_run(dataset="digits"))
+    path.write_bytes(path.read_bytes().replace(b'"dataset":"digits"', b'"dataset":"cifar100"'))
+    store = Store(path)
+    assert [s["config"]["dataset"] for s in store.summaries()] == ["cifar100"]
+    assert len(store.runs(dataset="cifar100")) == 1
+
+
+def test_tinydb_through_our_storage(tmp_path, make_run):
+    path = tmp_path / "store.json"
+    run = make_run()
+    storage_db = TinyDB(path, storage=RunStorage)
+    runs = storage_db.table("runs")
+    with storage_db.storage.transaction():
+        runs.insert(run)
+        runs.update({"status": "failed"}, Query().id == run["id"])
+    assert runs.get(Query().id == run["id"])["status"] == "failed"
+    assert Store(path).get_run(run["id"])["status"] == "failed"
+    with pytest.raises(PsykError, match="only tables 'meta' and 'runs'"):
+        storage_db.table("notes").insert({"text": "x"})
+
+
+def test_reading_a_missing_store_creates_nothing(tmp_path):
+    store = Store(tmp_path / "sub" / "store.json")
+    assert store.runs() == [] and store.summaries() == []
+    with pytest.raises(PsykError, match="no run 'abc'"):
+        store.get_run("abc")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_partial_reads_return_only_the_kinds_asked_for(tmp_path, make_run):
+    path = tmp_path / "store.json"
+    run_id = Store(path).add_run(make_run())
+    full = Store(path).get_run(run_id)
+    only = Store(path).runs(kinds=["pruning_per_layer"])[0]
+    assert only["results"] == {"pruning_per_layer": full["results"]["pruning_per_layer"]}
+    assert {k: v for k, v in only.items() if k != "results"} == {k: v for k, v in full.items() if k != "results"}
+    assert Store(path).get_run(run_id, kinds=())["results"] == {}
+
+
+def test_unchanged_runs_are_copied_byte_for_byte_and_permissions_kept(tmp_path, make_run):
+    path = tmp_path / "store.json"
+    kept, changed = Store(path).add_runs([make_run(), make_run()])
+    path.chmod(0o600)
+    before = path.read_bytes()
+    Store(path).update_run(changed, status="failed")
+    after = path.read_bytes()
+    kept_line = next(line for line in before.splitlines() if kept.encode() in line and not line.startswith(b'{"meta"'))
+    assert kept_line.rstrip(b",") in after
+    assert path.stat().st_mode & 0o777 == 0o600
