@@ -89,6 +89,7 @@ def root(
 def _register() -> None:
     # Each command module adds its commands to ``app``; none imports TensorFlow at import time.
     from psykedelic_cli.cli import prune  # noqa: F401
+    from psykedelic_cli.cli import store_cmds  # noqa: F401
     from psykedelic_cli.cli import train  # noqa: F401
 
 

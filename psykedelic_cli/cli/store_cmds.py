@@ -1,0 +1,295 @@
+"""``psyk list-experiments | show | delete | merge | import-legacy``: the experiment store."""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from psykedelic_cli.cli.app import app
+from psykedelic_cli.cli.common import console, store_path
+from psykedelic_cli.errors import PsykError
+from psykedelic_cli.store import Store
+from psykedelic_cli.store.schema import BASELINE, RESULT_KINDS, STATUSES
+
+LIST_COLUMNS = (
+    "id", "created_at", "status", "model", "dataset", "mode", "compared",
+    "threshold", "l1_penalty", "seed", "accuracy", "compression_ratio",
+)
+
+WIDE = 250
+
+
+class ListFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class ShowFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+def _percent(value) -> str:
+    return "—" if value is None else f"{100 * value:.2f}%"
+
+
+def _scientific(value) -> str:
+    return "—" if value is None else ("0" if value == 0 else f"{value:.0e}")
+
+
+def _plain(value) -> str:
+    return "—" if value is None else str(value)
+
+
+def _fixed(value) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def _date(stamp: str | None) -> str:
+    return (stamp or "")[:16].replace("T", " ") or "—"
+
+
+def _modes(config: dict) -> str:
+    compared = len(config.get("compare") or [])
+    return _plain(config.get("mode")) + (f" +{compared}" if compared else "")
+
+
+def _print_whole(table: Table) -> None:
+    # At its natural width: squeezing into a narrow terminal (or rich's 80 columns for a
+    # pipe) would cut run ids, paths and numbers.
+    Console(width=WIDE).print(table)
+
+
+def _list_row(summary: dict) -> dict:
+    config, headline = summary["config"], summary["headline"]
+    return {
+        "id": summary["id"],
+        "created_at": summary["created_at"],
+        "status": summary["status"],
+        "model": config.get("model"),
+        "dataset": config.get("dataset"),
+        "mode": config.get("mode"),
+        "compared": len(config.get("compare") or []),
+        "threshold": config.get("threshold"),
+        "l1_penalty": config.get("l1_penalty"),
+        "seed": config.get("seed"),
+        "accuracy": headline["accuracy"],
+        "compression_ratio": headline["compression_ratio"],
+    }
+
+
+def _list_table(summaries: list[dict], path: Path) -> Table:
+    table = Table(
+        title=f"{len(summaries)} runs in {path}", caption="modes: the mode trained with, +N compared",
+        box=box.SIMPLE_HEAD, pad_edge=False,
+    )
+    for name, justify in (
+        ("id", "left"), ("date", "left"), ("status", "left"), ("model", "left"), ("dataset", "left"),
+        ("modes", "left"), ("threshold", "right"), ("l1", "right"), ("seed", "right"),
+        ("accuracy", "right"), ("compression", "right"),
+    ):
+        table.add_column(name, justify=justify, no_wrap=True)
+    for summary in summaries:
+        config, headline = summary["config"], summary["headline"]
+        table.add_row(
+            summary["id"], _date(summary["created_at"]), summary["status"], _plain(config.get("model")),
+            _plain(config.get("dataset")), _modes(config), _scientific(config.get("threshold")),
+            _scientific(config.get("l1_penalty")), _plain(config.get("seed")),
+            _percent(headline["accuracy"]), _percent(headline["compression_ratio"]),
+        )
+    return table
+
+
+@app.command("list-experiments")
+def list_experiments(
+    ctx: typer.Context,
+    dataset: Annotated[Optional[str], typer.Option(help="Only runs on this dataset (e.g. cifar10).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Only runs of this model (e.g. MicroResNet32).")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="Only runs trained with this pruning mode.")] = None,
+    status: Annotated[Optional[str], typer.Option(help=f"Only runs with this status: {', '.join(STATUSES)}.")] = None,
+    output: Annotated[ListFormat, typer.Option("--format", "-f", help="A rich table, JSON run documents, or CSV.")] = ListFormat.table,
+) -> None:
+    """One line per run, with its headline accuracy and compression.
+
+    Columns: id, date, status, model, dataset, modes (trained + compared), threshold,
+    L1 penalty, seed, accuracy and compression ratio (of the final model, else of the
+    trained mode in the comparison, else of the unpruned baseline).
+
+    Examples: [bold]psyk list-experiments --dataset cifar10 --status completed[/bold];
+    [bold]psyk list-experiments -f json > runs.json[/bold]
+    """
+    store = Store(store_path(ctx))
+    filters = {"status": status, "dataset": dataset, "model": model, "mode": mode}
+    if output is ListFormat.json:
+        typer.echo(json.dumps(store.runs(**filters), indent=2))
+        return
+    summaries = store.summaries(**filters)
+    if output is ListFormat.csv:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=LIST_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(_list_row(summary) for summary in summaries)
+        typer.echo(buffer.getvalue(), nl=False)
+    elif summaries:
+        _print_whole(_list_table(summaries, store.path))
+    else:
+        console.print(f"no runs in {store.path}" + (" match" if any(filters.values()) else ""))
+
+
+def _describe_result(kind: str, value) -> str:
+    """A one-line description of what one result kind holds."""
+    if kind == "learning_curve":
+        return f"{len(value.get('epoch', []))} epochs"
+    if kind in ("performance", "pruning_per_layer"):
+        layers = max((len(rows) for rows in value.values() if isinstance(rows, list)), default=None)
+        return f"{len(value)} modes" + (f" × {layers} layers" if layers is not None else "")
+    if kind == "history":
+        return f"{len(value)} steps, epochs {value[0]['epoch']}–{value[-1]['epoch']}" if value else "empty"
+    if kind == "eig_stats":
+        return f"complex eigenvalues {_percent(value.get('complex_ratio'))}"
+    if kind == "set_analysis":
+        return f"{len(value.get('shares', {}))} combinations of {len(value.get('criteria', []))} criteria"
+    if kind == "pruning_per_threshold":
+        return f"{len(value.get('thresholds', []))} thresholds, rule {value.get('rule')}"
+    if kind == "final":
+        return f"accuracy {_percent(value.get('accuracy'))}, compression {_percent(value.get('compression_ratio'))}"
+    return ", ".join(value) if isinstance(value, dict) else type(value).__name__
+
+
+def _performance_table(performance: dict, trained: str | None) -> Table:
+    table = Table(title="performance per mode", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("mode", "accuracy", "compression", "score", "active / total params"):
+        table.add_column(name, justify="left" if name == "mode" else "right")
+    for mode, row in performance.items():
+        params = f"{_plain(row.get('active_params'))} / {_plain(row.get('total_params'))}"
+        label = f"{mode} (trained)" if mode == trained else ("None (unpruned)" if mode == BASELINE else mode)
+        table.add_row(label, _percent(row.get("accuracy")), _percent(row.get("compression_ratio")), _fixed(row.get("score")), params)
+    return table
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    run: Annotated[str, typer.Argument(help="A run id or any unique prefix of one.")],
+    output: Annotated[ShowFormat, typer.Option("--format", "-f", help="Rich tables, or the run document as JSON.")] = ShowFormat.table,
+) -> None:
+    """One run: its config and a summary of its results.
+
+    Example: [bold]psyk show 20261126T0112[/bold]
+    """
+    doc = Store(store_path(ctx)).get_run(run)
+    if output is ShowFormat.json:
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    console.print(f"[bold]run {doc['id']}[/bold]  {doc.get('status')}  (source {doc.get('source')})")
+    host = doc.get("host") or {}
+    console.print(
+        f"created {_date(doc.get('created_at'))}, finished {_date(doc.get('finished_at'))} UTC"
+        f" on {host.get('hostname', '—')} ({host.get('platform', '—')})"
+    )
+    if doc.get("error"):
+        console.print(f"[red]error:[/red] {doc['error']}", markup=True)
+    config = Table(title="config", box=box.SIMPLE_HEAD, pad_edge=False, show_header=False)
+    config.add_column("field")
+    config.add_column("value")
+    for name, value in (doc.get("config") or {}).items():
+        config.add_row(name, ", ".join(map(str, value)) if isinstance(value, list) else _plain(value))
+    console.print(config)
+    results = doc.get("results") or {}
+    kinds = Table(title="results", box=box.SIMPLE_HEAD, pad_edge=False, show_header=False)
+    kinds.add_column("kind")
+    kinds.add_column("holds")
+    for kind in [k for k in RESULT_KINDS if k in results] + [k for k in results if k not in RESULT_KINDS]:
+        kinds.add_row(kind, _describe_result(kind, results[kind]))
+    console.print(kinds if results else "no results yet")
+    if results.get("performance"):
+        console.print(_performance_table(results["performance"], (doc.get("config") or {}).get("mode")))
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    runs: Annotated[list[str], typer.Argument(help="Run ids or unique prefixes.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+) -> None:
+    """Delete runs from the store (asks first unless --yes).
+
+    Example: [bold]psyk delete 20261126T011234-3f9c2a --yes[/bold]
+    """
+    store = Store(store_path(ctx))
+    ids = sorted({store.get_run(run, kinds=())["id"] for run in runs})
+    if not yes:
+        try:
+            confirmed = typer.confirm(f"Delete {len(ids)} run(s) ({', '.join(ids)}) from {store.path}?")
+        except typer.Abort:
+            raise PsykError("no confirmation could be read: pass --yes to delete without asking") from None
+        if not confirmed:
+            raise PsykError("nothing deleted", exit_code=1)
+    deleted = store.delete_runs(ids)
+    console.print(f"deleted {deleted} run(s) from {store.path}")
+
+
+@app.command()
+def merge(
+    ctx: typer.Context,
+    others: Annotated[list[Path], typer.Argument(help="Stores made elsewhere (psyk-store.json files).", metavar="OTHER_STORE...")],
+) -> None:
+    """Bring in the runs of other stores (e.g. from other machines).
+
+    New run ids are added; a known one is replaced only by a newer copy (updated_at).
+    Merging the same store twice adds nothing.
+
+    Example: [bold]psyk merge gpu-box/psyk-store.json laptop/psyk-store.json[/bold]
+    """
+    from psykedelic_cli.store.merge import merge_stores
+
+    store = Store(store_path(ctx))
+    table = Table(title=f"merged into {store.path}", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("store", "added", "updated", "skipped"):
+        table.add_column(name, justify="left" if name == "store" else "right")
+    for counts in merge_stores(store, others):
+        table.add_row(str(counts.source), str(counts.added), str(counts.updated), str(counts.skipped))
+    _print_whole(table)
+
+
+@app.command("import-legacy")
+def import_legacy_command(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="The original psykedelic's experiments.json file(s).", metavar="FILE...")],
+) -> None:
+    """Import the original psykedelic's experiments.json as runs.
+
+    Every file is checked first; a malformed one is an error naming the JSON path of the
+    problem and nothing is written. Importing the same runs again adds nothing.
+
+    Example: [bold]psyk import-legacy experiments.json[/bold]
+    """
+    from rich.progress import Progress
+
+    from psykedelic_cli.store.legacy import import_legacy
+
+    store = Store(store_path(ctx))
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("reading legacy runs", total=None)
+        outcome = import_legacy(store, files, lambda done, total: progress.update(task, completed=done, total=total))
+    per_group = Counter((doc["config"]["dataset"], doc["config"]["model"]) for doc in outcome.imported)
+    table = Table(title=f"imported into {store.path}", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("dataset", "model", "runs"):
+        table.add_column(name, justify="right" if name == "runs" else "left")
+    for (dataset, model), count in sorted(per_group.items()):
+        table.add_row(dataset, model, str(count))
+    table.add_section()
+    table.add_row("total", "", str(len(outcome.imported)))
+    table.add_row("skipped (already imported)", "", str(outcome.skipped))
+    _print_whole(table)
