@@ -71,6 +71,7 @@ _DISCRIMINANT_NOISE_3X3 = 1e4 * _EPS
 _TIE_RTOL = 1e-12
 
 _EXPONENT_BITS = np.int64(0x7FF0000000000000)
+_TINY = np.finfo(np.float64).tiny
 
 
 def canonical_statistic(name: str) -> str:
@@ -116,9 +117,11 @@ class _Spectrum:
         """
         has_complex = self.n_complex > 0
         summary = {"n_complex": self.n_complex}
+        # For a real eigenvalue |Re λ| = |λ|: one minimum and one maximum serve both kinds.
+        best_reals = {best: _reduce_ignoring_nan(best, self.real, has_complex.shape) for best in (np.fmin, np.fmax)}
         for name, (kind, best) in _EIGEN_REDUCTIONS.items():
-            best_real = _reduce_ignoring_nan(best, self.real, self.n_complex.shape)
-            best_complex = _reduce_ignoring_nan(best, getattr(self, f"pair_{kind}"), self.n_complex.shape)
+            best_real = best_reals[best]
+            best_complex = _reduce_ignoring_nan(best, getattr(self, f"pair_{kind}"), has_complex.shape)
             summary[name] = best(best_real, best_complex)
             # NaN comparisons are False: with no real eigenvalue a non-real one always wins.
             tie = _TIE_RTOL * summary[name]
@@ -145,12 +148,21 @@ class KernelStatistics(Mapping):
     ``det_gram`` also looks up ``det_corr``. Build it with :func:`kernel_statistics`.
     """
 
-    def __init__(self, entries: np.ndarray, batch_shape: tuple[int, ...], names: tuple[str, ...], layer: str | None):
-        # ``entries`` is (kh, kw, m) contiguous float64: each K_ij of all m kernels is one
-        # contiguous row, which is what makes the closed forms fast.
-        self._entries = entries
+    def __init__(
+        self,
+        unit: np.ndarray,
+        scale: np.ndarray,
+        batch_shape: tuple[int, ...],
+        names: tuple[str, ...],
+        layer: str | None,
+    ):
+        # The m kernels are K = scale · unit (see _normalise); ``unit`` is (kh, kw, m)
+        # C-contiguous, so each entry K_ij of all kernels is one contiguous row, which
+        # is what makes the closed forms fast.
+        self._unit = unit
+        self._scale = scale
         self.shape = batch_shape
-        self.kernel_shape = entries.shape[:2]
+        self.kernel_shape = unit.shape[:2]
         self.layer = layer
         self._names = names
         self._values: dict[str, np.ndarray] = {}
@@ -197,11 +209,12 @@ class KernelStatistics(Mapping):
 
     def _compute(self, name: str) -> np.ndarray:
         if name == "weight":
-            return np.abs(self._entries).mean(axis=(0, 1))
+            return _blockwise(_weight, self._unit, self._scale)
         if name == "spectral_norm":
-            return _blockwise(_spectral_norm, *self._normalised)
+            return _blockwise(_spectral_norm, self._unit, self._scale)
         if name == "det_corr":
-            return self._det**2
+            with np.errstate(over="ignore"):  # beyond float64 is inf, like numpy.linalg.det
+                return self._det**2
         if name == "det":
             return self._det
         return self._eigen[name]
@@ -210,27 +223,14 @@ class KernelStatistics(Mapping):
         require_applicable(needed_by, self.kernel_shape, self.layer)
 
     @cached_property
-    def _normalised(self) -> tuple[np.ndarray, np.ndarray]:
-        """(K / s, s) with s = 2^⌊log₂ max|K_ij|⌋ per kernel (1 for a zero kernel).
-
-        Scaling by a power of two is exact; it keeps the closed forms away from
-        overflow and subnormals, and makes their round-off bounds independent of
-        the magnitude of the weights.
-        """
-        largest = np.abs(self._entries).max(axis=(0, 1), initial=0.0)
-        scale = (largest.view(np.int64) & _EXPONENT_BITS).view(np.float64)
-        scale[scale == 0] = 1.0
-        return self._entries * (1.0 / scale), scale
-
-    @cached_property
     def _det(self) -> np.ndarray:
         self._require_square(("det",))
-        return _blockwise(_det, *self._normalised)
+        return _blockwise(_det, self._unit, self._scale)
 
     @cached_property
     def _eigen(self) -> dict[str, np.ndarray]:
         self._require_square(EIG_CRITERIA)
-        return _blockwise(_eigen_summary, *self._normalised)
+        return _blockwise(_eigen_summary, self._unit, self._scale)
 
 
 def kernel_statistics(
@@ -251,15 +251,26 @@ def kernel_statistics(
     else:
         requested = tuple(dict.fromkeys(canonical_statistic(name) for name in names))
         require_applicable(requested, (kh, kw), layer)
-    batch_shape = kernels.shape[:-2]
-    # (kh, kw, m): for Keras kernels seen through ``layer_kernels`` this is the
-    # original memory order, so no copy is made beyond the float64 conversion.
-    entries = np.ascontiguousarray(np.moveaxis(kernels, (-2, -1), (0, 1)), dtype=np.float64)
-    entries = entries.reshape(kh, kw, -1)
+    # (kh, kw, m): for Keras kernels seen through ``layer_kernels`` this is their own
+    # memory order, so nothing is copied before the normalised float64 copy.
+    entries = np.moveaxis(kernels, (-2, -1), (0, 1)).reshape(kh, kw, -1)
     if not np.isfinite(entries).all():
         subject = f"layer {layer!r}" if layer is not None else "the kernels"
         raise PsykError(f"{subject} has NaN or infinite weights")
-    return KernelStatistics(entries, batch_shape, requested, layer)
+    return KernelStatistics(*_normalise(entries), kernels.shape[:-2], requested, layer)
+
+
+def _normalise(entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(K / s as C-contiguous float64, s) with s = 2^⌊log₂ max|K_ij|⌋ per kernel (1 for a zero kernel).
+
+    Scaling by a power of two is exact; it keeps the closed forms away from overflow
+    and subnormals, and makes their round-off bounds independent of the magnitude
+    of the weights.
+    """
+    largest = np.maximum(entries.max(axis=(0, 1)), -entries.min(axis=(0, 1))).astype(np.float64)
+    scale = (largest.view(np.int64) & _EXPONENT_BITS).view(np.float64)
+    scale[scale == 0] = 1.0
+    return np.multiply(entries, 1.0 / scale, order="C", dtype=np.float64), scale
 
 
 # The closed forms chain dozens of element-wise operations; on blocks of this many
@@ -285,6 +296,10 @@ def _blockwise(compute, unit: np.ndarray, scale: np.ndarray):
 # K = s·unit, so det K = sᵏ det(unit), λ(K) = s·λ(unit), σ(K) = s·σ(unit).
 
 
+def _weight(unit: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return np.abs(unit).mean(axis=(0, 1)) * scale
+
+
 def _det(unit: np.ndarray, scale: np.ndarray) -> np.ndarray:
     k = unit.shape[0]
     if k == 1:
@@ -293,8 +308,9 @@ def _det(unit: np.ndarray, scale: np.ndarray) -> np.ndarray:
         det = _det_closed_form(unit)
     else:
         det = np.linalg.det(np.moveaxis(unit, -1, 0))
-    for _ in range(k):  # sᵏ one exact factor at a time: no overflow of sᵏ alone
-        det *= scale
+    with np.errstate(over="ignore", under="ignore"):  # beyond float64 is inf (or 0), like numpy.linalg.det
+        for _ in range(k):  # sᵏ one exact factor at a time: no overflow of sᵏ alone
+            det *= scale
     return det
 
 
@@ -379,34 +395,38 @@ def _spectrum_3x3(e: np.ndarray) -> _Spectrum:
         - e[0, 1] * (e[1, 0] * b22 - e[1, 2] * e[2, 0])
         + e[0, 2] * (e[1, 0] * e[2, 1] - b11 * e[2, 0])
     )
-    p_cubed = p * p * p
-    is_complex = 4.0 * p_cubed + 27.0 * q * q > _DISCRIMINANT_NOISE_3X3 * (p * p + np.abs(q))
+    is_complex = 4.0 * p * p * p + 27.0 * q * q > _DISCRIMINANT_NOISE_3X3 * (p * p + np.abs(q))
 
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         # Three real roots: t = 2r·cos((φ − 2πj)/3) with r = sqrt(−p/3), cos φ = −q / (2r³).
         r = np.sqrt(np.maximum(-p / 3.0, 0.0))
-        cos_phi = np.where(r > 0, -q / (2.0 * r * r * r), 0.0)
+        cos_phi = -q / (2.0 * np.maximum(r * r * r, _TINY))  # r = 0: q ≈ 0 too, and the roots are the shift
         third_phi = np.arccos(np.clip(cos_phi, -1.0, 1.0)) / 3.0
-        # cos(θ ∓ 2π/3) = −½cos θ ± (√3/2) sin θ
-        cos_part, sin_part = r * np.cos(third_phi), np.sqrt(3.0) * r * np.sin(third_phi)
-        first = shift + 2.0 * cos_part
+    # cos(θ ∓ 2π/3) = −½cos θ ± (√3/2) sin θ, and sin θ = sqrt(1 − cos²θ) as θ ∈ [0, π/3]
+    cos_theta = np.cos(third_phi)
+    cos_part, sin_part = r * cos_theta, np.sqrt(3.0) * r * np.sqrt(1.0 - cos_theta * cos_theta)
+    first = shift + 2.0 * cos_part
+    second = np.abs(shift - cos_part + sin_part)
+    third = np.abs(shift - cos_part - sin_part)
 
-        # One real root t₁ = u + v (Cardano, u chosen to avoid cancellation), then the pair
-        # from t³ + pt + q = (t − t₁)(t² + t₁t + p + t₁²): Re = −t₁/2, Im² = p + ¾t₁².
-        half_disc_root = np.sqrt(np.maximum(0.25 * q * q + p_cubed / 27.0, 0.0))
-        u = -np.copysign(np.cbrt(0.5 * np.abs(q) + half_disc_root), q)
-        t1 = u - np.where(u != 0, p / (3.0 * u), 0.0)
+    # Kernels with a complex pair (computed on that subset only, the real branch above
+    # being wasted there): one real root t₁ = u + v by Cardano, u chosen to avoid
+    # cancellation, then the pair from t³ + pt + q = (t − t₁)(t² + t₁t + p + t₁²):
+    # Re = −t₁/2, Im² = p + ¾t₁².
+    pairs = np.flatnonzero(is_complex)
+    p, q, shift = p[pairs], q[pairs], shift[pairs]
+    u = -np.copysign(np.cbrt(0.5 * np.abs(q) + np.sqrt(np.maximum(0.25 * q * q + p * p * p / 27.0, 0.0))), q)
+    t1 = u - p / (3.0 * u)
     pair_real = shift - 0.5 * t1
-    pair_modulus = np.sqrt(pair_real * pair_real + np.maximum(p + 0.75 * t1 * t1, 0.0))
-    shared = shift - cos_part
+    first[pairs] = shift + t1
+    second[pairs] = third[pairs] = np.nan
+    pair_modulus, pair_abs_real = np.full(first.shape, np.nan), np.full(first.shape, np.nan)
+    pair_modulus[pairs] = np.sqrt(pair_real * pair_real + np.maximum(p + 0.75 * t1 * t1, 0.0))
+    pair_abs_real[pairs] = np.abs(pair_real)
     return _Spectrum(
-        real=(
-            np.abs(np.where(is_complex, shift + t1, first)),
-            np.where(is_complex, np.nan, np.abs(shared + sin_part)),
-            np.where(is_complex, np.nan, np.abs(shared - sin_part)),
-        ),
-        pair_modulus=(np.where(is_complex, pair_modulus, np.nan),),
-        pair_abs_real=(np.where(is_complex, np.abs(pair_real), np.nan),),
+        real=(np.abs(first), second, third),
+        pair_modulus=(pair_modulus,),
+        pair_abs_real=(pair_abs_real,),
         n_complex=2 * is_complex,
     )
 
@@ -448,6 +468,6 @@ def _spectral_norm_3x3(e: np.ndarray) -> np.ndarray:
     h = np.sqrt((d0 * d0 + d1 * d1 + d2 * d2 + 2.0 * off) / 6.0)
     det_shifted = d0 * (d1 * d2 - g12 * g12) - g01 * (g01 * d2 - g12 * g02) + g02 * (g01 * g12 - d1 * g02)
     with np.errstate(divide="ignore", invalid="ignore"):
-        cos_3theta = np.where(h > 0, det_shifted / (2.0 * h * h * h), 1.0)
+        cos_3theta = det_shifted / (2.0 * np.maximum(h * h * h, _TINY))  # h = 0: G = gI, largest = g
     largest = mean + 2.0 * h * np.cos(np.arccos(np.clip(cos_3theta, -1.0, 1.0)) / 3.0)
     return np.sqrt(np.maximum(largest, 0.0))

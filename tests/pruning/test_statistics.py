@@ -49,6 +49,19 @@ def test_random_kernels_agree_with_numpy_linalg(k, magnitude):
     np.testing.assert_array_equal(stats.n_complex_eigenvalues, lapack_complex)
 
 
+@pytest.mark.parametrize("magnitude", [1e-300, 1e300])
+def test_extreme_magnitudes_neither_overflow_nor_underflow(magnitude):
+    # The closed forms work on kernels scaled by a power of two, so p³ or q² never leave
+    # float64 even when the kernel's own statistics are near its limits.
+    kernels = np.random.default_rng(11).standard_normal((200, 3, 3)) * magnitude
+    stats = kernel_statistics(kernels)
+    with np.errstate(all="ignore"):  # numpy's det of KᵀK overflows there; we do not compare it
+        expected = reference(kernels)
+    for name in ("min_eig", "min_eig_real", "spectral_radius", "spectral_radius_real", "spectral_norm", "weight"):
+        np.testing.assert_allclose(stats[name], expected[name], rtol=1e-6, atol=1e-9 * magnitude)
+    assert stats.n_complex_eigenvalues.sum() == (np.abs(np.linalg.eigvals(kernels).imag) > 0).sum()
+
+
 def test_det_corr_is_the_square_of_det_and_det_gram_its_alias():
     kernels = np.random.default_rng(7).standard_normal((100, 3, 3))
     stats = kernel_statistics(kernels, ["det_gram", "det"])
