@@ -141,6 +141,7 @@ class Store:
                 _check_document(doc)
                 doc.setdefault("id", new_run_id())
                 doc.setdefault("schema_version", SCHEMA_VERSION)
+                doc.setdefault("status", "running")
                 doc.setdefault("results", {})
                 migrate_run(doc)
                 if doc["id"] in taken:

@@ -39,6 +39,7 @@ import json
 import os
 import re
 import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -156,7 +157,10 @@ def open_snapshot(path: Path) -> Snapshot:
         raise PsykError(f"cannot read store {path}: {exc.strerror}") from None
     snapshot = Snapshot(path, fd=fd)
     try:
-        if os.fstat(fd).st_size and not _read_index(snapshot):
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise PsykError(f"store {path} is not a file")
+        if status.st_size and not _read_index(snapshot):
             _parse_whole(snapshot)
     except BaseException:
         snapshot.close()
@@ -401,8 +405,11 @@ class RunStorage(Storage):
         if self._held is not None:
             yield self._held
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise PsykError(f"cannot write store {self.path}: {exc.strerror}") from None
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
             self._remove_stale_temporaries()
@@ -412,6 +419,8 @@ class RunStorage(Storage):
                     yield self._held
                     if self._held.changed:
                         self._replace(_layout(self._held.entries), snapshot)
+                except OSError as exc:
+                    raise PsykError(f"cannot write store {self.path} ({exc.strerror}); it was left as it was") from None
                 finally:
                     self._held = None
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -196,6 +197,11 @@ def test_tinydb_through_our_storage(tmp_path, make_run):
         storage_db.table("notes").insert({"text": "x"})
 
 
+def test_a_folder_is_not_a_store(tmp_path):
+    with pytest.raises(PsykError, match=f"store {tmp_path} is not a file"):
+        Store(tmp_path).runs()
+
+
 def test_reading_a_missing_store_creates_nothing(tmp_path):
     store = Store(tmp_path / "sub" / "store.json")
     assert store.runs() == [] and store.summaries() == []
@@ -224,3 +230,22 @@ def test_unchanged_runs_are_copied_byte_for_byte_and_permissions_kept(tmp_path, 
     kept_line = next(line for line in before.splitlines() if kept.encode() in line and not line.startswith(b'{"meta"'))
     assert kept_line.rstrip(b",") in after
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_failed_write_is_a_clear_error_and_changes_nothing(tmp_path, make_run, monkeypatch):
+    path = tmp_path / "store.json"
+    Store(path).add_run(make_run())
+    before = path.read_bytes()
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(PsykError, match=f"cannot write store {path} \\(No space left on device\\); it was left as it was"):
+        Store(path).add_run(make_run())
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert _temporaries(path) == []
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(PsykError, match="cannot write store .*a-file/store.json"):
+        Store(tmp_path / "a-file" / "store.json").add_run(make_run())
