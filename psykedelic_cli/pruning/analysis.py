@@ -14,8 +14,6 @@ when its threshold rule fails (det against tⁿ, det_corr against t²ⁿ, else t
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-
 import numpy as np
 
 from psykedelic_cli.pruning.modes import layer_kernels, survival_bound, validate_threshold
@@ -25,35 +23,26 @@ from psykedelic_cli.store.schema import BASE_CRITERIA, EIG_CRITERIA, PER_THRESHO
 Layer = tuple[str, np.ndarray, np.ndarray]
 
 
-@dataclass(frozen=True)
-class _AliveKernels:
-    """Statistics of one layer's alive kernels, a 1-D stack."""
-
-    name: str
-    kernel_size: int | None  # k for k×k kernels, None when non-square
-    stats: KernelStatistics
-
-    def applies(self, criterion: str) -> bool:
-        return self.kernel_size is not None or criterion not in SQUARE_ONLY
-
-    def pruned(self, criterion: str, threshold: float) -> np.ndarray:
-        """Which alive kernels ``criterion``'s threshold rule prunes at ``threshold``."""
-        return np.abs(self.stats[criterion]) < survival_bound(criterion, threshold, self.kernel_size)
+def _applies(stats: KernelStatistics, criterion: str) -> bool:
+    return stats.kernel_size is not None or criterion not in SQUARE_ONLY
 
 
-def _alive_kernels(layers: Iterable[Layer]) -> list[_AliveKernels]:
+def _pruned(stats: KernelStatistics, criterion: str, threshold: float) -> np.ndarray:
+    """Which of the kernels ``criterion``'s threshold rule prunes at ``threshold``."""
+    return np.abs(stats[criterion]) < survival_bound(criterion, threshold, stats.kernel_size)
+
+
+def _alive_kernels(layers: Iterable[Layer]) -> list[KernelStatistics]:
+    """Per layer, the statistics of its alive kernels (a 1-D stack)."""
     alive_layers = []
     for name, kernel, mask in layers:
-        kernels = layer_kernels(kernel)
+        kernel = np.asarray(kernel)
         alive = np.asarray(mask) != 0
-        if alive.shape != kernels.shape[:2]:
-            raise ValueError(f"layer {name!r}: mask shape {alive.shape} does not match the kernel's {kernels.shape[:2]}")
-        kh, kw = kernels.shape[2:]
-        # Gather in the Keras layout (kh, kw, n_alive), then view it as (n_alive, kh, kw):
-        # kernel_statistics then reads it without another copy.
-        alive_stack = np.moveaxis(np.asarray(kernel)[:, :, alive], -1, 0)
-        stats = kernel_statistics(alive_stack, layer=name)
-        alive_layers.append(_AliveKernels(name, kh if kh == kw else None, stats))
+        if alive.shape != layer_kernels(kernel).shape[:2]:
+            raise ValueError(f"layer {name!r}: mask shape {alive.shape} does not match the kernel's {kernel.shape[2:]}")
+        # Gather in the Keras layout (kh, kw, n_alive) and view it as (n_alive, kh, kw):
+        # kernel_statistics then reads it in place.
+        alive_layers.append(kernel_statistics(np.moveaxis(kernel[:, :, alive], -1, 0), layer=name))
     return alive_layers
 
 
@@ -89,17 +78,17 @@ def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def _eig_stats(alive_layers: list[_AliveKernels], threshold: float) -> dict:
-    square = [layer for layer in alive_layers if layer.kernel_size is not None]
-    total_kernels = sum(layer.stats.shape[0] for layer in square)
-    total_eigenvalues = sum(layer.stats.shape[0] * layer.kernel_size for layer in square)
-    complex_eigenvalues = sum(int(layer.stats.n_complex_eigenvalues.sum()) for layer in square)
+def _eig_stats(alive_layers: list[KernelStatistics], threshold: float) -> dict:
+    square = [stats for stats in alive_layers if stats.kernel_size is not None]
+    total_kernels = sum(stats.shape[0] for stats in square)
+    total_eigenvalues = sum(stats.shape[0] * stats.kernel_size for stats in square)
+    complex_eigenvalues = sum(int(stats.n_complex_eigenvalues.sum()) for stats in square)
     criteria = {}
     for criterion in EIG_CRITERIA:
         pruned = target_complex = pruned_complex = 0
-        for layer in square:
-            deciding_complex = layer.stats.deciding_complex[criterion]
-            pruned_here = layer.pruned(criterion, threshold)
+        for stats in square:
+            deciding_complex = stats.deciding_complex[criterion]
+            pruned_here = _pruned(stats, criterion, threshold)
             pruned += int(pruned_here.sum())
             target_complex += int(deciding_complex.sum())
             pruned_complex += int((deciding_complex & pruned_here).sum())
@@ -119,13 +108,13 @@ def _eig_stats(alive_layers: list[_AliveKernels], threshold: float) -> dict:
     }
 
 
-def _set_analysis(alive_layers: list[_AliveKernels], threshold: float, criteria: Iterable[str]) -> dict:
+def _set_analysis(alive_layers: list[KernelStatistics], threshold: float, criteria: Iterable[str]) -> dict:
     criteria = list(dict.fromkeys(canonical_statistic(name) for name in criteria))
     # Bit i of a kernel's code is set when criteria[i] prunes it.
     codes = [
-        sum(layer.pruned(criterion, threshold).astype(np.int64) << bit for bit, criterion in enumerate(criteria))
-        for layer in alive_layers
-        if all(layer.applies(criterion) for criterion in criteria)
+        sum(_pruned(stats, criterion, threshold).astype(np.int64) << bit for bit, criterion in enumerate(criteria))
+        for stats in alive_layers
+        if all(_applies(stats, criterion) for criterion in criteria)
     ]
     codes = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
     combinations, counts = np.unique(codes, return_counts=True)
@@ -136,19 +125,24 @@ def _set_analysis(alive_layers: list[_AliveKernels], threshold: float, criteria:
     return {"criteria": criteria, "total_kernels": int(codes.size), "shares": shares}
 
 
-def _pruning_per_threshold(alive_layers: list[_AliveKernels], thresholds: Iterable[float]) -> dict:
+def _pruning_per_threshold(alive_layers: list[KernelStatistics], thresholds: Iterable[float]) -> dict:
     thresholds = [validate_threshold(t, "per-threshold threshold") for t in thresholds]
+    ascending = np.argsort(thresholds, kind="stable")
     pruned_ratio = {}
     for criterion in BASE_CRITERIA:
-        counted = [layer for layer in alive_layers if layer.applies(criterion)]
-        total = sum(layer.stats.shape[0] for layer in counted)
+        counted = [stats for stats in alive_layers if _applies(stats, criterion)]
+        total = sum(stats.shape[0] for stats in counted)
         if not total:
             continue
-        pruned = np.zeros(len(thresholds), dtype=np.int64)
-        for layer in counted:
-            # A kernel is pruned when |statistic| < bound: sort once, count by binary search.
-            scores = np.sort(np.abs(layer.stats[criterion]))
-            bounds = [survival_bound(criterion, t, layer.kernel_size) for t in thresholds]
-            pruned += np.searchsorted(scores, bounds, side="left")
+        # A kernel survives exactly the thresholds whose bound its |statistic| reaches:
+        # the first ``reached`` of the ascending bounds. Counting kernels per ``reached``
+        # and accumulating gives every threshold's count in one pass, without a sort.
+        kernels_per_reached = np.zeros(len(thresholds) + 1, dtype=np.int64)
+        for stats in counted:
+            bounds = [survival_bound(criterion, thresholds[i], stats.kernel_size) for i in ascending]
+            reached = np.searchsorted(bounds, np.abs(stats[criterion]), side="right")
+            kernels_per_reached += np.bincount(reached, minlength=len(bounds) + 1)
+        pruned = np.empty(len(thresholds), dtype=np.int64)
+        pruned[ascending] = np.cumsum(kernels_per_reached)[:-1]  # at the j-th bound: reached ≤ j
         pruned_ratio[criterion] = (pruned / total).tolist()
     return {"thresholds": thresholds, "pruned_ratio": pruned_ratio, "rule": "own"}

@@ -22,6 +22,7 @@ import pytest
 
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.pruning.analysis import eig_stats, kernel_analysis, pruning_per_threshold, set_analysis
+from psykedelic_cli.pruning.modes import prune_mask
 from psykedelic_cli.store.schema import BASE_CRITERIA, EIG_CRITERIA, PER_THRESHOLD_THRESHOLDS
 
 
@@ -137,3 +138,18 @@ def test_analysis_errors(analysis_layers):
     broken[0, 0, 1, 0] = np.inf
     with pytest.raises(PsykError, match="layer 'conv_2x2' has NaN or infinite weights"):
         kernel_analysis([(name, broken, mask)], 0.1)
+
+
+def test_pruning_per_threshold_matches_the_threshold_modes_in_any_threshold_order():
+    rng = np.random.default_rng(4)
+    layers = [
+        ("a", rng.standard_normal((3, 3, 6, 10)) * 0.1, rng.random((6, 10)) > 0.3),
+        ("shortcut", rng.standard_normal((1, 1, 6, 10)) * 0.1, np.ones((6, 10))),
+    ]
+    thresholds = [0.05, 1e-3, 0.2, 1e-2]
+    result = pruning_per_threshold(layers, thresholds)
+    alive = sum(int(mask.sum()) for _, _, mask in layers)
+    for criterion in BASE_CRITERIA:
+        for threshold, ratio in zip(thresholds, result["pruned_ratio"][criterion]):
+            survivors = sum(prune_mask(criterion, kernel, mask, threshold=threshold).sum() for _, kernel, mask in layers)
+            assert ratio == pytest.approx((alive - survivors) / alive), (criterion, threshold)
