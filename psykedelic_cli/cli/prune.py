@@ -1,1 +1,109 @@
-"""``psyk prune``: placeholder module, filled in by the pruning-engine work."""
+"""``psyk prune``: kill the kernels of a saved Keras model by one pruning mode."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperCommand
+
+from psykedelic_cli.cli.app import app
+from psykedelic_cli.cli.common import console
+
+
+def _modes_table() -> Table:
+    from psykedelic_cli.pruning.modes import MODES
+
+    table = Table(
+        title="Pruning modes (t = --threshold, c = --contribution-threshold, r = --rate)",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+    )
+    table.add_column("--mode", style="bold", no_wrap=True)
+    table.add_column("rule")
+    for name, mode in MODES.items():
+        table.add_row(name, mode.description)
+    return table
+
+
+class _PruneCommand(TyperCommand):
+    """``--help`` ends with the table of modes, built only when help is shown (start-up stays light)."""
+
+    def format_help(self, ctx, formatter) -> None:
+        super().format_help(ctx, formatter)
+        Console().print(_modes_table())
+
+
+def _check_request(model: Path, output: Path, mode: str, threshold: float, contribution_threshold: float, rate: float):
+    """The checks that need no TensorFlow, so a bad request fails in a blink."""
+    from psykedelic_cli.errors import PsykError
+    from psykedelic_cli.pruning.modes import get_mode, validate_pruning_parameters
+
+    get_mode(mode)
+    validate_pruning_parameters(threshold, contribution_threshold, rate)
+    if not model.is_file():
+        raise PsykError(f"model file not found: {model}")
+    if output.suffix != ".keras":
+        raise PsykError(f"--output must be a .keras file, got {output}")
+
+
+def _report_table(report: dict) -> Table:
+    table = Table(title=f"{report['model']}: pruned by {report['mode']}", show_footer=True)
+    table.add_column("layer", footer="model")
+    for column, footer in (
+        ("kernels alive", f"{report['alive_kernels']:,}"),
+        ("kernels total", f"{report['total_kernels']:,}"),
+        ("params active", f"{report['active_params']:,}"),
+        ("params total", f"{report['total_params']:,}"),
+    ):
+        table.add_column(column, footer=footer, justify="right")
+    for row in report["layers"]:
+        table.add_row(
+            row["layer"],
+            f"{row['alive_kernels']:,}",
+            f"{row['total_kernels']:,}",
+            f"{row['active_params']:,}",
+            f"{row['total_params']:,}",
+        )
+    table.caption = f"compression ratio {report['compression_ratio']:.2%} · written to {report['output']}"
+    return table
+
+
+@app.command(
+    cls=_PruneCommand,
+    epilog="Example: `psyk prune model.keras --mode min_eig --threshold 1e-3 --output pruned.keras`",
+)
+def prune(
+    model: Annotated[Path, typer.Argument(help="A .keras model file (ours, or any Keras CNN with Conv2D layers).")],
+    mode: Annotated[str, typer.Option("--mode", "-m", help="The pruning mode (the list is below).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the pruned model (.keras).")],
+    threshold: Annotated[float, typer.Option(help="Significance threshold t.")] = 1e-4,
+    contribution_threshold: Annotated[float, typer.Option(help="Contribution threshold c.")] = 1e-3,
+    rate: Annotated[float, typer.Option(help="Compression rate r: the fraction that dies in sorted modes.")] = 0.2,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the random modes (default 0).")] = None,
+    keep_masks: Annotated[
+        bool, typer.Option(help="Keep our masked layers in the output (default: plain Keras Conv2D, dead kernels zero).")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
+) -> None:
+    """Kill the kernels a pruning mode marks in every Conv2D of MODEL; write the pruned model; report what is left."""
+    _check_request(model, output, mode, threshold, contribution_threshold, rate)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from psykedelic_cli.models.surgery import load_model, prune_model, save_model
+
+    network = load_model(model)
+    report = prune_model(
+        network, mode, threshold=threshold, contribution_threshold=contribution_threshold, rate=rate, seed=seed
+    )
+    save_model(network, output, keep_masks=keep_masks)
+    report = {"model": network.name, "source": str(model), "output": str(output), **report}
+    if json_output:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        console.print(_report_table(report))

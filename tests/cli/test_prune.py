@@ -1,0 +1,166 @@
+"""``psyk prune`` end to end on real .keras files: table, JSON, written model, errors."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from psykedelic_cli.cli.app import app
+from psykedelic_cli.models.layers import MicroConv2D
+from psykedelic_cli.models.resnet import build_micro_resnet
+from psykedelic_cli.models.surgery import get_masks
+from psykedelic_cli.pruning.modes import MODES
+
+PSYK = str(Path(sys.executable).parent / "psyk")
+
+
+@pytest.fixture
+def plain_model(tmp_path):
+    """A plain Keras CNN saved to ``plain.keras``, and the ``weight`` statistic of its kernels."""
+    keras.utils.set_random_seed(11)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_a"),
+            keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv_b"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(5, activation="softmax", name="head"),
+        ],
+        name="plain_cnn",
+    )
+    path = tmp_path / "plain.keras"
+    model.save(path)
+    statistic = {
+        name: np.abs(keras.ops.convert_to_numpy(model.get_layer(name).kernel)).mean(axis=(0, 1))
+        for name in ("conv_a", "conv_b")
+    }
+    return path, statistic
+
+
+def _invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _median_threshold(statistic) -> float:
+    return float(np.median(np.concatenate([s.ravel() for s in statistic.values()])))
+
+
+def test_json_report_and_the_written_plain_model(plain_model, tmp_path):
+    path, statistic = plain_model
+    threshold = _median_threshold(statistic)
+    out = tmp_path / "out" / "pruned.keras"
+    result = _invoke("prune", path, "--mode", "weight", "--threshold", threshold, "--output", out, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    expected = {name: (s >= threshold).astype(np.float32) for name, s in statistic.items()}
+    alive = {name: int(mask.sum()) for name, mask in expected.items()}
+    assert report["mode"] == "weight" and report["model"] == "plain_cnn" and report["output"] == str(out)
+    assert [(row["layer"], row["alive_kernels"], row["total_kernels"]) for row in report["layers"]] == [
+        ("conv_a", alive["conv_a"], 12),
+        ("conv_b", alive["conv_b"], 24),
+    ]
+    assert [row["total_params"] for row in report["layers"]] == [112, 222]
+    dead = 36 - sum(alive.values())
+    assert report["total_params"] == 369 and report["active_params"] == 369 - 9 * dead
+    assert report["compression_ratio"] == pytest.approx(9 * dead / 369)
+
+    written = keras.models.load_model(out)
+    assert all(type(layer) is keras.layers.Conv2D for layer in written.layers if "conv" in layer.name)
+    for name, mask in expected.items():
+        np.testing.assert_array_equal(get_masks(written)[name], mask)
+        kernel = keras.ops.convert_to_numpy(written.get_layer(name).kernel)
+        np.testing.assert_array_equal(kernel[:, :, mask == 0], 0.0)
+    original = keras.models.load_model(path)
+    np.testing.assert_array_equal(written.get_layer("head").get_weights()[0], original.get_layer("head").get_weights()[0])
+
+
+def test_table_shows_layers_totals_and_compression_ratio(plain_model, tmp_path):
+    path, statistic = plain_model
+    threshold = _median_threshold(statistic)
+    result = _invoke("prune", path, "-m", "weight", "--threshold", threshold, "-o", tmp_path / "pruned.keras")
+    assert result.exit_code == 0, result.output
+    alive = {name: int((s >= threshold).sum()) for name, s in statistic.items()}
+    rows = {line.split()[1]: line for line in result.stdout.splitlines() if re.search(r"conv_[ab]|model", line)}
+    assert re.findall(r"\d[\d,]*", rows["conv_a"]) == [str(alive["conv_a"]), "12", str(112 - 9 * (12 - alive["conv_a"])), "112"]
+    assert re.findall(r"\d[\d,]*", rows["conv_b"]) == [str(alive["conv_b"]), "24", str(222 - 9 * (24 - alive["conv_b"])), "222"]
+    dead = 36 - sum(alive.values())
+    assert re.findall(r"\d[\d,]*", rows["model"]) == [str(36 - dead), "36", str(369 - 9 * dead), "369"]
+    assert f"compression ratio {9 * dead / 369:.2%}" in " ".join(result.stdout.split())
+    assert "weight" in result.stdout
+
+
+def test_keep_masks_writes_our_masked_layers(tmp_path):
+    model = build_micro_resnet((8, 8, 1), 3, 8, seed=0)
+    model.save(tmp_path / "resnet.keras")
+    out = tmp_path / "kept.keras"
+    result = _invoke("prune", tmp_path / "resnet.keras", "--mode", "random_kernels", "--rate", 0.5, "--seed", 2,
+                     "--output", out, "--keep-masks", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    written = keras.models.load_model(out)
+    masked = [layer for layer in written.layers if isinstance(layer, MicroConv2D)]
+    assert len(masked) == len(report["layers"]) == 9  # stem, 3 × 2 block convs, 2 shortcuts
+    for row in report["layers"]:
+        mask = keras.ops.convert_to_numpy(written.get_layer(row["layer"]).kernel_mask)
+        assert int(mask.sum()) == row["alive_kernels"]
+    assert report["alive_kernels"] < report["total_kernels"]
+
+
+def test_help_lists_every_mode_with_its_description():
+    result = CliRunner().invoke(app, ["prune", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    rows = [line.split(maxsplit=1) for line in result.stdout.splitlines()]
+    listed = {row[0]: row[1].strip() for row in rows if len(row) == 2 and row[0] in MODES}
+    assert listed == {name: mode.description for name, mode in MODES.items()}
+    assert len(MODES) == 27
+
+
+def _assert_one_line_error(result, message):
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.stderr
+    assert lines[0].startswith("psyk: error:") and re.search(message, lines[0]), lines[0]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--mode", "no_such_mode"], "unknown pruning mode 'no_such_mode'"),
+        (["--mode", "all"], "unknown pruning mode 'all'"),
+        (["--mode", "weight", "--threshold", "0"], "0"),
+        (["--mode", "weight", "--threshold", "-1e-3"], "-0.001"),
+        (["--mode", "weight", "--rate", "1.5"], "1.5"),
+        (["--mode", "weight", "--rate", "-0.1"], "-0.1"),
+    ],
+)
+def test_invalid_requests_fail_in_one_line(plain_model, tmp_path, arguments, message):
+    result = _invoke("prune", plain_model[0], *arguments, "--output", tmp_path / "out.keras")
+    _assert_one_line_error(result, message)
+    assert not (tmp_path / "out.keras").exists()
+
+
+def test_missing_unreadable_and_wrong_output_files(plain_model, tmp_path):
+    missing = _invoke("prune", tmp_path / "missing.keras", "--mode", "weight", "--output", tmp_path / "o.keras")
+    _assert_one_line_error(missing, "model file not found: .*missing.keras")
+    (tmp_path / "garbage.keras").write_text("not a model")
+    garbage = _invoke("prune", tmp_path / "garbage.keras", "--mode", "weight", "--output", tmp_path / "o.keras")
+    _assert_one_line_error(garbage, "cannot read Keras model .*garbage.keras")
+    wrong_output = _invoke("prune", plain_model[0], "--mode", "weight", "--output", tmp_path / "o.h5")
+    _assert_one_line_error(wrong_output, r"--output must be a \.keras file")
+
+
+def test_bad_requests_fail_before_tensorflow_is_imported(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", PSYK, "prune", str(tmp_path / "missing.keras"),
+         "--mode", "weight", "--output", str(tmp_path / "o.keras")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert "psyk: error: model file not found" in result.stderr
+    assert not re.search(r"\|\s+(tensorflow|keras)$", result.stderr, re.MULTILINE)
