@@ -32,8 +32,6 @@ import numpy as np
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.pruning.statistics import SQUARE_ONLY, KernelStatistics, kernel_statistics, require_applicable
 
-SCOPES = ("kernel", "contribution", "sorted_kernels", "sorted_neurons")
-
 # How each statistic reads in a mode description.
 _STATISTIC_TERMS = {
     "det": "|det K|",
