@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -13,6 +14,10 @@ from typer.core import TyperGroup
 from psykedelic_cli import __version__
 from psykedelic_cli.cli.common import DEFAULT_STORE
 from psykedelic_cli.errors import PsykError
+
+# TensorFlow's C++ start-up chatter (CPU feature notes, graph attribute warnings) is not
+# for a command-line user; set TF_CPP_MIN_LOG_LEVEL yourself to see it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _fail(message: str, code: int, where: str = "psyk") -> None:
@@ -91,6 +96,7 @@ def _register() -> None:
     from psykedelic_cli.cli import prune  # noqa: F401
     from psykedelic_cli.cli import store_cmds  # noqa: F401
     from psykedelic_cli.cli import train  # noqa: F401
+    from psykedelic_cli.cli import report  # noqa: F401
 
 
 _register()

@@ -162,7 +162,7 @@ class StagedRun:
         last = stage == config.steps
         callbacks = [lr_schedule, learning_curve]
         if self.progress is not None:
-            label = f"stage {stage}/{config.steps} " + ("(no L1, early stopping)" if last else f"(L1 {config.l1_penalty:g})")
+            label = f"stage {stage}/{config.steps}" + (" fine-tune" if last else f" L1 {config.l1_penalty:g}")
             steps_per_epoch = int(np.ceil(len(self.dataset.x_train) / config.batch_size))
             callbacks.append(RichProgress(self.progress, label, steps_per_epoch, n_epochs))
         if stage == 1 and config.history_interval:
@@ -198,7 +198,7 @@ class StagedRun:
             with self.timer("training"):
                 self.model.fit(train_data, validation_data=val_data, initial_epoch=epoch, epochs=epoch + n_epochs,
                                callbacks=self.stage_callbacks(stage, n_epochs, learning_curve, lr_schedule),
-                               verbose=0)
+                               shuffle=False, verbose=0)  # the pipeline shuffles, seeded
             epoch += n_epochs
             if last:
                 break

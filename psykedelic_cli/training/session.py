@@ -109,28 +109,31 @@ def run_table(run: dict) -> Table:
     """Per mode: kernels pruned, active parameters, accuracy and score (the compared modes and the final model)."""
     results = run.get("results", {})
     config = run.get("config", {})
-    table = Table(title=f"run {run['id']} · {config.get('model')} · {config.get('dataset')} · mode {config.get('mode')}",
-                  title_justify="left")
-    for column in ("mode", "kernels pruned", "active params", "compression", "accuracy", "score"):
-        table.add_column(column, justify="left" if column == "mode" else "right")
     rows = list(results.get("performance", {}).items())
     if "final" in results:
-        rows.append((f"final ({config.get('mode')})", results["final"]))
+        rows.append((f"final: {config.get('mode')}", results["final"]))
+    total = rows[0][1]["total_params"] if rows else 0
+    table = Table(
+        title=f"run {run['id']}: {config.get('model')} on {config.get('dataset')} ({total:,} parameters)",
+        title_justify="left",
+    )
+    for column in ("mode", "pruned kernels", "active params", "compression", "accuracy", "score"):
+        table.add_column(column, justify="left" if column == "mode" else "right")
     for name, row in rows:
         pruned = None
         if row.get("total_kernels") is not None and row.get("alive_kernels") is not None:
             pruned = row["total_kernels"] - row["alive_kernels"]
         table.add_row(
-            name,
+            f"{name} (unpruned)" if name == BASELINE else name,
             "—" if pruned is None else f"{pruned:,}",
-            f"{row['active_params']:,} / {row['total_params']:,}",
+            f"{row['active_params']:,}",
             f"{row['compression_ratio']:.2%}",
             f"{row['accuracy']:.4f}",
             "—" if name == BASELINE else f"{row['score']:.4f}",
         )
     timings = results.get("timings")
     if timings:
-        table.caption = "time: " + ", ".join(f"{phase} {seconds:.1f}s" for phase, seconds in timings.items())
+        table.caption = "time: " + ", ".join(f"{phase.replace('_', ' ')} {seconds:.1f} s" for phase, seconds in timings.items())
     return table
 
 
