@@ -17,6 +17,8 @@ def _pyplot():
 def learning_curve_chart(run: dict, path: Path) -> Path:
     """Loss and accuracy (train and validation) per epoch, stages shaded, pruning points marked."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     curve = run.get("results", {}).get("learning_curve") or {}
     epochs = curve.get("epoch", [])
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
@@ -30,6 +32,7 @@ def learning_curve_chart(run: dict, path: Path) -> Path:
             ax.annotate(f"pruned\n({stage['compression_ratio']:.1%})", (stage["epoch"], 0.5),
                         xycoords=("data", "axes fraction"), fontsize=7, color="grey", ha="left")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label + (" (fraction)" if key == "accuracy" else ""))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
@@ -62,10 +65,10 @@ def per_layer_chart(run: dict, path: Path) -> Path:
     ratio.set_ylabel("active / total")
     handles = ax.get_legend_handles_labels()[0] + ratio.get_legend_handles_labels()[0]
     labels = ax.get_legend_handles_labels()[1] + ratio.get_legend_handles_labels()[1]
-    fig.legend(handles, labels, loc="outside upper right", fontsize=8, ncols=3)
+    fig.legend(handles, labels, loc="outside lower center", fontsize=8, ncols=3, frameon=False)
     config = run.get("config", {})
     fig.suptitle(f"{config.get('model')} on {config.get('dataset')}, mode {config.get('mode')}: parameters per layer",
-                 x=0.01, ha="left", fontsize=10)
+                 fontsize=10)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
