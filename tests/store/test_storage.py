@@ -77,16 +77,14 @@ KILLED_WRITER = """
 """
 
 
-@pytest.mark.parametrize("writes_before_kill", [0, 2, 5])
-def test_a_writer_killed_mid_write_leaves_a_loadable_store(tmp_path, writes_before_kill):
-    path = tmp_path / "store.json"
+def _kill_mid_write(path, writes_before_kill: int) -> bool:
+    """Start a writer and SIGKILL it while its temporary file exists; True if it died
+    mid-write (under heavy load the write may finish between looking and killing)."""
     writer = _spawn(KILLED_WRITER, path)
     deadline = time.monotonic() + 120
     try:
-        # Kill it while a temporary file exists, i.e. while it is writing a new store.
         while time.monotonic() < deadline:
-            stored = len(Store(path).summaries())
-            if stored >= writes_before_kill and _temporaries(path):
+            if len(Store(path).summaries()) >= writes_before_kill and _temporaries(path):
                 os.kill(writer.pid, signal.SIGKILL)
                 break
         else:
@@ -95,11 +93,17 @@ def test_a_writer_killed_mid_write_leaves_a_loadable_store(tmp_path, writes_befo
         writer.kill()
         writer.wait()
     assert writer.returncode == -signal.SIGKILL
-    assert _temporaries(path), "killed before any write began"
+    return bool(_temporaries(path))
+
+
+@pytest.mark.parametrize("writes_before_kill", [0, 2, 5])
+def test_a_writer_killed_mid_write_leaves_a_loadable_store(tmp_path, writes_before_kill):
+    path = tmp_path / "store.json"
+    assert any(_kill_mid_write(path, writes_before_kill) for _ in range(5)), "never killed mid-write"
     runs = Store(path).runs()
     assert len(runs) >= writes_before_kill
-    assert sorted(run["config"]["seed"] for run in runs) == list(range(len(runs)))
-    assert all(run["results"]["learning_curve"]["loss"] == [float(run["config"]["seed"])] * 200_000 for run in runs)
+    for run in runs:
+        assert run["results"]["learning_curve"]["loss"] == [float(run["config"]["seed"])] * 200_000
     # The next write clears what the killed writer left behind.
     Store(path).add_run({"config": {"model": "after"}})
     assert _temporaries(path) == []
