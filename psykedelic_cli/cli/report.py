@@ -1,0 +1,174 @@
+"""``psyk report …``: the paper's tables and charts over every matching run of the store.
+
+The six commands share one set of run filters and output options, declared once
+below; each command is built from a ``ReportCommand`` row, so adding a report is a
+row, not a copy of a command function.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Annotated, Optional
+
+import typer
+
+from psykedelic_cli.cli.app import app
+from psykedelic_cli.cli.common import (
+    FormatOption,
+    ImageFormat,
+    ImageFormatOption,
+    OutDirOption,
+    TableFormat,
+    console,
+    err_console,
+    store_path,
+)
+from psykedelic_cli.errors import NothingFound
+
+report_app = typer.Typer(
+    name="report",
+    help="Tables and charts over every matching completed run: mean ± population std, with the number of runs.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+app.add_typer(report_app, name="report")
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A run filter: ``--option`` (repeatable: any of the values) on config field ``field``."""
+
+    option: str
+    field: str
+    type: type
+    help: str
+
+    @property
+    def parameter(self) -> inspect.Parameter:
+        annotation = Annotated[Optional[list[self.type]], typer.Option(self.option, help=self.help, metavar=self.option.lstrip("-").upper(), show_default=False)]
+        return inspect.Parameter(self.field, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+
+
+FILTERS = (
+    Filter("--dataset", "dataset", str, "Only runs on this dataset (repeat for several)."),
+    Filter("--model", "model", str, "Only runs of this model, e.g. MicroResNet32."),
+    Filter("--init", "init_mode", str, "Only runs with this init mode (\"default\" or an --init file's stem)."),
+    Filter("--optimizer", "optimizer", str, "Only runs trained with this optimizer."),
+    Filter("--lr", "lr", float, "Only runs with this learning rate."),
+    Filter("--epochs", "epochs", int, "Only runs of this many epochs."),
+    Filter("--batch-size", "batch_size", int, "Only runs with this batch size."),
+    Filter("--l1-penalty", "l1_penalty", float, "Only runs with this L1 penalty."),
+    Filter("--threshold", "threshold", float, "Only runs with this significance threshold."),
+)
+HISTORY_INTERVAL = Filter("--history-interval", "history_interval", int, "Only runs sampling their history every this many epochs.")
+MODES = Filter("--mode", "modes", str, "Show only these compared modes (repeat for several; \"None\" is the unpruned baseline).")
+
+
+@dataclass(frozen=True)
+class ReportCommand:
+    name: str
+    kind: str
+    """The result kind the report reads; runs without it are skipped."""
+    build: str
+    """The report function's name in ``psykedelic_cli.reports``, imported when the command runs."""
+    help: str
+    example: str
+    extra: tuple[Filter, ...] = ()
+
+    def parameters(self) -> list[inspect.Parameter]:
+        def option(name: str, annotation, default) -> inspect.Parameter:
+            return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+        return [
+            inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+            *(f.parameter for f in (*FILTERS, *self.extra)),
+            option("table_format", FormatOption, TableFormat.table),
+            option("out_dir", OutDirOption, None),
+            option("image_format", ImageFormatOption, ImageFormat.png),
+        ]
+
+
+COMMANDS = (
+    ReportCommand(
+        "eig-stats", "eig_stats", "eig_stats_report",
+        "Complex eigenvalue ratios per dataset × model: all eigenvalues, and per eigenvalue criterion "
+        "the target and the pruned complex ratio.",
+        "psyk report eig-stats --dataset cifar10 --format latex",
+    ),
+    ReportCommand(
+        "performance", "performance", "performance_report",
+        "Compression ratio, score and accuracy per mode, threshold and (dataset, model, init); "
+        "the best of each column marked; bar charts per model with --out-dir.",
+        "psyk report performance --dataset cifar10 --threshold 1e-4 -f latex -o paper/",
+        (MODES,),
+    ),
+    ReportCommand(
+        "set-analysis", "set_analysis", "set_analysis_report",
+        "Share of kernels pruned by each combination of criteria; bar chart and Venn diagrams with --out-dir.",
+        "psyk report set-analysis --model MicroResNet32 -o charts/ --image-format pdf",
+    ),
+    ReportCommand(
+        "per-threshold", "pruning_per_threshold", "per_threshold_report",
+        "Percentage of kernels each base criterion would prune at thresholds 1e-12 … 1 "
+        "(the caption names the rule: own, or the legacy raw |det|).",
+        "psyk report per-threshold --dataset cifar100 -o charts/",
+    ),
+    ReportCommand(
+        "per-layer", "pruning_per_layer", "per_layer_report",
+        "Active vs total parameters of every conv layer and the active ratio, per mode; "
+        "small multiples and a modes × layers heat map with --out-dir.",
+        "psyk report per-layer --mode det --mode weight -o charts/",
+        (MODES,),
+    ),
+    ReportCommand(
+        "history", "history", "history_report",
+        "Accuracy, compression ratio and score per mode over the epochs of the first stage, and the winner per epoch.",
+        "psyk report history --history-interval 10 -f markdown",
+        (MODES, HISTORY_INTERVAL),
+    ),
+)
+
+
+def run_report(ctx: typer.Context, spec: ReportCommand, options: dict) -> None:
+    """Query the store, build the report, print it in ``--format`` and write files into ``--out-dir``."""
+    from psykedelic_cli import reports
+    from psykedelic_cli.store import Store
+
+    table_format: TableFormat = options.pop("table_format")
+    out_dir = options.pop("out_dir")
+    image_format: ImageFormat = options.pop("image_format")
+    modes = options.pop("modes", None)
+    filters = {name: value or None for name, value in options.items()}
+    path = store_path(ctx)
+    runs = Store(path).runs(status="completed", kinds=(spec.kind,), **filters)
+    if not runs:
+        wanted = ", ".join(f"{name}={'|'.join(map(str, value))}" for name, value in filters.items() if value)
+        raise NothingFound(f"no completed run in {path} matches {wanted or 'any filter'}")
+    report = getattr(reports, spec.build)(runs, **({"modes": modes or None} if MODES in spec.extra else {}))
+    if table_format is TableFormat.table:
+        for table in report.rich_tables():
+            console.print(table)
+    else:
+        typer.echo(report.text(table_format.value), nl=False)
+    if out_dir is not None:
+        for written in report.write(out_dir, image_format.value):
+            err_console.print(f"wrote {written}", highlight=False, soft_wrap=True)
+
+
+def _register(spec: ReportCommand) -> None:
+    def command(ctx: typer.Context, **options) -> None:
+        run_report(ctx, spec, options)
+
+    command.__signature__ = inspect.Signature(spec.parameters())
+    command.__name__ = spec.name.replace("-", "_")
+    help_text = (
+        f"{spec.help}\n\nAggregates every completed run matching the filters (repeat a filter for \"any of\"); "
+        f"runs differing in any other setting are never averaged together.\n\n"
+        f"Example: [bold]{spec.example}[/]"
+    )
+    report_app.command(spec.name, help=help_text)(command)
+
+
+for _spec in COMMANDS:
+    _register(_spec)

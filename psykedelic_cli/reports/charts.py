@@ -1,0 +1,122 @@
+"""Chart primitives shared by the reports: paper-size style, bars with error bars, mean ± std bands.
+
+matplotlib is imported inside the functions (Agg backend), so table-only reports never pay for it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from psykedelic_cli.reports.aggregate import Stat
+from psykedelic_cli.reports.palette import Style
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from psykedelic_cli.reports.report import Chart
+
+PAPER_WIDTH = 7.0
+"""Inches: a two-column paper's text width, so charts keep their type size when placed."""
+
+_STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "figure.titlesize": 11,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "grid.alpha": 0.3,
+    "hatch.linewidth": 0.6,
+    "svg.fonttype": "none",
+    "pdf.fonttype": 42,
+}
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_chart(chart: "Chart", path: Path, image_format: str) -> None:
+    """Draw ``chart`` in the shared style and write it; the figure is closed afterwards."""
+    plt = pyplot()
+    with plt.rc_context(_STYLE):
+        figure = chart.draw()
+        try:
+            figure.savefig(path, format=image_format, dpi=200, metadata=_metadata(image_format))
+        finally:
+            plt.close(figure)
+
+
+def _metadata(image_format: str) -> dict:
+    # Dates in PDF/SVG metadata would make identical reports differ byte for byte.
+    return {"CreationDate": None} if image_format == "pdf" else {"Date": None} if image_format == "svg" else {}
+
+
+def figure(width: float, height: float, **subplots) -> tuple["Figure", object]:
+    return pyplot().subplots(figsize=(width, height), layout="constrained", **subplots)
+
+
+def means_and_stds(stats: Sequence[Stat | None], scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays of mean and std (NaN where there is no data), multiplied by ``scale``."""
+    mean = np.array([np.nan if s is None else s.mean for s in stats]) * scale
+    std = np.array([np.nan if s is None else s.std for s in stats]) * scale
+    return mean, std
+
+
+def bars(ax: "Axes", stats: Sequence[Stat | None], styles: Sequence[Style], *, scale: float = 100.0, positions=None, width: float = 0.8) -> None:
+    """One bar per stat (mean) with a ± std error bar, coloured and hatched by ``styles``."""
+    mean, std = means_and_stds(stats, scale)
+    x = np.arange(len(stats)) if positions is None else np.asarray(positions, dtype=float)
+    rectangles(ax, x, np.nan_to_num(mean), width, [s.color for s in styles], [s.hatch for s in styles])
+    ax.errorbar(x, mean, yerr=std, fmt="none", ecolor="black", elinewidth=0.8, capsize=2 if len(x) <= 30 else 0)
+
+
+def rectangles(ax: "Axes", x: np.ndarray, heights: np.ndarray, width: float, colors: Sequence[str], hatches: Sequence[str] | None = None) -> None:
+    """Bars from 0 to ``heights`` centred on ``x``, as one collection per hatch.
+
+    ``Axes.bar`` adds one patch per bar and updates the data limits for each, which
+    dominates the drawing time of charts with hundreds of bars.
+    """
+    from matplotlib.collections import PolyCollection
+
+    hatches = hatches or [""] * len(x)
+    left, right = x - width / 2, x + width / 2
+    for hatch in dict.fromkeys(hatches):
+        chosen = [i for i, h in enumerate(hatches) if h == hatch]
+        vertices = [[(left[i], 0), (left[i], heights[i]), (right[i], heights[i]), (right[i], 0)] for i in chosen]
+        # hatch lines in white over the fill keep the colour readable
+        ax.add_collection(
+            PolyCollection(vertices, facecolors=[colors[i] for i in chosen], edgecolors="white", linewidths=0.5, hatch=hatch or None),
+            autolim=False,
+        )
+    ax.update_datalim([(left.min(), 0), (right.max(), max(0.0, float(np.max(heights, initial=0))))])
+    ax.autoscale_view()
+
+
+def band(ax: "Axes", x: Sequence[float], stats: Sequence[Stat | None], style: Style, label: str, *, scale: float = 100.0, marker: bool = False) -> None:
+    """The mean as a line and mean ± std as a translucent band around it."""
+    mean, std = means_and_stds(stats, scale)
+    ax.plot(x, mean, color=style.color, linestyle=style.linestyle, marker=style.marker if marker else None, markersize=3, linewidth=1.4, label=label)
+    ax.fill_between(x, mean - std, mean + std, color=style.color, alpha=0.18, linewidth=0)
+
+
+def label_rotation(labels: Sequence[str]) -> dict:
+    """Tick label settings that keep long names (mode names) from overlapping."""
+    longest = max((len(label) for label in labels), default=0)
+    if longest * len(labels) > 60:
+        return {"rotation": 55, "ha": "right", "rotation_mode": "anchor"}
+    return {}

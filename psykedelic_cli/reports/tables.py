@@ -1,0 +1,300 @@
+"""The one table model every report fills, and its renderers (rich, LaTeX, Markdown, CSV, JSON).
+
+A ``Table`` is rows × columns of ``Cell`` (a ``Stat`` and a "best" flag). Rows and
+columns are tuples of key values named by ``row_fields`` / ``column_fields``; the
+values every cell shares are ``keys``. A cell's *record* is all of these plus
+mean, std and n — the long format of the CSV and JSON outputs, which keep the
+stored units (fractions, counts) while the human formats apply ``scale``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
+
+from psykedelic_cli.reports.aggregate import STD_NOTE, Stat, format_value
+
+if TYPE_CHECKING:
+    from rich.table import Table as RichTable
+
+STAT_FIELDS = ("mean", "std", "n")
+
+
+@dataclass(frozen=True)
+class Cell:
+    stat: Stat | None
+    best: bool = False
+
+
+@dataclass
+class Table:
+    title: str
+    keys: dict[str, object]
+    row_fields: tuple[str, ...]
+    column_fields: tuple[str, ...]
+    rows: list[tuple]
+    columns: list[tuple]
+    cells: dict[tuple[tuple, tuple], Cell]
+    scale: float = 100.0
+    """Display multiplier: 100 shows fractions as percentages, 1 shows counts."""
+    digits: int = 2
+    notes: tuple[str, ...] = ()
+    labels: Mapping[object, str] = field(default_factory=dict)
+    """Display names of field names and key values (the records keep the raw values)."""
+
+    def cell(self, row: tuple, column: tuple) -> Cell:
+        return self.cells.get((row, column), Cell(None))
+
+    def records(self) -> Iterator[dict]:
+        """One dict per filled cell: keys, column and row values, mean, std, n, best."""
+        for row in self.rows:
+            for column in self.columns:
+                cell = self.cell(row, column)
+                if cell.stat is None:
+                    continue
+                yield {
+                    **self.keys,
+                    **dict(zip(self.column_fields, column)),
+                    **dict(zip(self.row_fields, row)),
+                    "mean": cell.stat.mean,
+                    "std": cell.stat.std,
+                    "n": cell.stat.n,
+                    "best": cell.best,
+                }
+
+    def label(self, value: object) -> str:
+        return self.labels.get(value, format_value(value))
+
+    def header_levels(self) -> tuple[list[int], list[str]]:
+        """Indices of the column levels that vary, and ``"field: value"`` for the constant ones."""
+        varying, constant = [], []
+        for level, name in enumerate(self.column_fields):
+            values = {column[level] for column in self.columns}
+            if len(values) > 1 or len(self.column_fields) == 1:
+                varying.append(level)
+            else:
+                constant.append(f"{self.label(name)}: {self.label(values.pop())}")
+        if not varying:  # one column: keep its last level as the header
+            varying.append(len(self.column_fields) - 1)
+            constant.pop()
+        return varying, constant
+
+    def caption(self) -> str:
+        """What the numbers are: notes, the statistic, the unit and the number of runs."""
+        counts = {cell.stat.n for cell in self.cells.values() if cell.stat is not None}
+        runs = f"n = {counts.pop()} runs per cell" if len(counts) == 1 else "[n] = runs per cell"
+        unit = "; values in %" if self.scale == 100 else ""
+        _, constant = self.header_levels()
+        return " ".join([*self.notes, *(f"{c}." for c in constant), f"{STD_NOTE}{unit}; {runs}."])
+
+    def show_counts(self) -> bool:
+        """Per-cell ``[n]`` only when the cells do not all share one run count."""
+        return len({cell.stat.n for cell in self.cells.values() if cell.stat is not None}) > 1
+
+    def cell_text(self, cell: Cell, *, plus_minus: str = "±") -> str:
+        if cell.stat is None:
+            return "–"
+        mean, std = cell.stat.mean * self.scale, cell.stat.std * self.scale
+        text = f"{mean:.{self.digits}f} {plus_minus} {std:.{self.digits}f}"
+        return f"{text} [{cell.stat.n}]" if self.show_counts() else text
+
+    def row_labels(self) -> Iterator[list[str]]:
+        """Row label columns with a leading value left blank while it repeats the row above."""
+        previous: tuple = ()
+        for row in self.rows:
+            shown = []
+            for level, value in enumerate(row):
+                same_prefix = previous[: level + 1] == row[: level + 1]
+                shown.append("" if same_prefix and level < len(row) - 1 else self.label(value))
+            previous = row
+            yield shown
+
+
+def mark_best(
+    stats: Mapping[tuple[tuple, tuple], Stat | None],
+    rows: Sequence[tuple],
+    columns: Sequence[tuple],
+    *,
+    along: str,
+    eligible_rows: Sequence[tuple] | None = None,
+) -> dict[tuple[tuple, tuple], Cell]:
+    """Cells flagged best where their mean is the maximum of their column (``along="column"``)
+    or row (``along="row"``) among ``eligible_rows`` (default all); ties all win."""
+    eligible = set(rows if eligible_rows is None else eligible_rows)
+    lines = columns if along == "column" else rows
+    best: set[tuple[tuple, tuple]] = set()
+    for line in lines:
+        keys = [(row, line) for row in rows] if along == "column" else [(line, column) for column in columns]
+        contenders = {k: stats[k].mean for k in keys if stats.get(k) is not None and k[0] in eligible}
+        if contenders:
+            top = max(contenders.values())
+            best.update(k for k, mean in contenders.items() if mean >= top - 1e-12)
+    return {key: Cell(stat, key in best) for key, stat in stats.items()}
+
+
+# --- terminal -----------------------------------------------------------------------------
+
+
+def to_rich(table: Table) -> "RichTable":
+    from rich.table import Table as RichTable
+
+    levels, _ = table.header_levels()
+    rich_table = RichTable(title=table.title, caption=table.caption(), caption_justify="left")
+    for name in table.row_fields:
+        rich_table.add_column(table.label(name))
+    for column in table.columns:
+        rich_table.add_column("\n".join(table.label(column[i]) for i in levels), justify="right")
+    for row, labels in zip(table.rows, table.row_labels()):
+        texts = []
+        for column in table.columns:
+            cell = table.cell(row, column)
+            text = table.cell_text(cell)
+            texts.append(f"[bold green]{text}[/]" if cell.best else text)
+        rich_table.add_row(*labels, *texts)
+    return rich_table
+
+
+# --- Markdown -----------------------------------------------------------------------------
+
+
+def to_markdown(tables: Sequence[Table]) -> str:
+    blocks = []
+    for table in tables:
+        levels, _ = table.header_levels()
+        header = [table.label(f) for f in table.row_fields] + [
+            " / ".join(table.label(column[i]) for i in levels) for column in table.columns
+        ]
+        lines = [f"### {table.title}", "", _md_row(header), "|" + "|".join(["---"] * len(table.row_fields) + ["--:"] * len(table.columns)) + "|"]
+        for row, labels in zip(table.rows, table.row_labels()):
+            texts = []
+            for column in table.columns:
+                cell = table.cell(row, column)
+                text = table.cell_text(cell)
+                texts.append(f"**{text}**" if cell.best else text)
+            lines.append(_md_row(labels + texts))
+        lines += ["", f"*{table.caption()}*"]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _md_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+# --- LaTeX (booktabs) ---------------------------------------------------------------------
+
+_LATEX_REPLACEMENTS = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "±": r"$\pm$", "–": "--", "≥": r"$\geq$", "ⁿ": r"$^{n}$", "²ⁿ": r"$^{2n}$", "ᵀ": r"$^{\top}$", "λ": r"$\lambda$",
+}
+# Longest first, so "²ⁿ" becomes one superscript rather than two clashing ones.
+_LATEX_PATTERN = re.compile("|".join(re.escape(k) for k in sorted(_LATEX_REPLACEMENTS, key=len, reverse=True)))
+
+
+def latex_escape(text: str) -> str:
+    return _LATEX_PATTERN.sub(lambda match: _LATEX_REPLACEMENTS[match.group()], text)
+
+
+def to_latex(tables: Sequence[Table]) -> str:
+    """One booktabs ``table`` per Table: grouped column headers with ``\\cmidrule``, best cells in bold."""
+    return "\n".join(_latex_table(table) for table in tables)
+
+
+def _latex_table(table: Table) -> str:
+    levels, _ = table.header_levels()
+    n_rows = len(table.row_fields)
+    lines = [
+        r"\begin{table}[htbp]",
+        r"\centering",
+        rf"\caption{{{latex_escape(table.title)}. {latex_escape(table.caption())}}}",
+        r"\begin{tabular}{" + "l" * n_rows + "r" * len(table.columns) + "}",
+        r"\toprule",
+    ]
+    for depth, level in enumerate(levels):
+        spans = _spans([column[level] for column in table.columns]) if depth < len(levels) - 1 else None
+        if spans is None:
+            heads = [latex_escape(table.label(f)) for f in table.row_fields] + [
+                latex_escape(table.label(column[level])) for column in table.columns
+            ]
+            lines.append(" & ".join(heads) + r" \\")
+            continue
+        heads, rules, start = [""] * n_rows, [], n_rows + 1
+        for value, width in spans:
+            heads.append(rf"\multicolumn{{{width}}}{{c}}{{{latex_escape(table.label(value))}}}" if width > 1 else latex_escape(table.label(value)))
+            rules.append(rf"\cmidrule(lr){{{start}-{start + width - 1}}}")
+            start += width
+        lines += [" & ".join(heads) + r" \\", " ".join(rules)]
+    lines.append(r"\midrule")
+    previous_first = None
+    for row, labels in zip(table.rows, table.row_labels()):
+        if n_rows > 1 and previous_first is not None and row[0] != previous_first:
+            lines.append(r"\midrule")
+        previous_first = row[0]
+        texts = [latex_escape(label) for label in labels]
+        for column in table.columns:
+            cell = table.cell(row, column)
+            texts.append(_latex_cell(table, cell))
+        lines.append(" & ".join(texts) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+def _latex_cell(table: Table, cell: Cell) -> str:
+    if cell.stat is None:
+        return "--"
+    mean, std = cell.stat.mean * table.scale, cell.stat.std * table.scale
+    body = rf"{mean:.{table.digits}f} \pm {std:.{table.digits}f}"
+    if cell.best:
+        body = rf"\mathbf{{{body}}}"
+    count = rf"\,{{\scriptstyle[{cell.stat.n}]}}" if table.show_counts() else ""
+    return f"${body}{count}$"
+
+
+def _spans(values: Sequence[object]) -> list[tuple[object, int]]:
+    """Consecutive equal values merged: ``[a, a, b]`` → ``[(a, 2), (b, 1)]``."""
+    spans: list[tuple[object, int]] = []
+    for value in values:
+        if spans and spans[-1][0] == value:
+            spans[-1] = (value, spans[-1][1] + 1)
+        else:
+            spans.append((value, 1))
+    return spans
+
+
+# --- CSV and JSON (long format) -----------------------------------------------------------
+
+
+def report_records(tables: Sequence[Table], fields: Sequence[str]) -> list[dict]:
+    """Every filled cell of every table as a record with exactly ``fields`` + mean, std, n, best."""
+    return [{f: record.get(f) for f in (*fields, *STAT_FIELDS, "best")} for table in tables for record in table.records()]
+
+
+def to_csv(tables: Sequence[Table], fields: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*fields, *STAT_FIELDS])
+    for record in report_records(tables, fields):
+        writer.writerow([_csv_value(record[f]) for f in (*fields, *STAT_FIELDS)])
+    return buffer.getvalue()
+
+
+def _csv_value(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        return "+".join(map(str, value))
+    return value
+
+
+def to_json(name: str, tables: Sequence[Table], fields: Sequence[str]) -> str:
+    document = {
+        "report": name,
+        "statistic": f"{STD_NOTE} over n runs",
+        "records": report_records(tables, fields),
+    }
+    return json.dumps(document, indent=2) + "\n"

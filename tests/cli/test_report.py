@@ -1,0 +1,172 @@
+"""``psyk report …`` end to end: a real store file on disk, the real CLI."""
+
+import csv
+import io
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from psykedelic_cli.cli.app import app
+from psykedelic_cli.store import Store
+from psykedelic_cli.store.schema import EIG_CRITERIA
+
+COMMANDS = ("eig-stats", "performance", "set-analysis", "per-threshold", "per-layer", "history")
+
+
+def results(accuracy: float) -> dict:
+    """Every result kind; numbers derived from ``accuracy`` so runs differ predictably."""
+    rows = {
+        "None": {"accuracy": accuracy, "compression_ratio": 0.0, "score": 0.0},
+        "det": {"accuracy": accuracy - 0.1, "compression_ratio": 0.5, "score": 0.4},
+    }
+    layers = [{"layer": "conv", "active_params": 9, "total_params": 18, "alive_kernels": 1, "total_kernels": 2}]
+    return {
+        "performance": rows,
+        "pruning_per_layer": {"None": layers, "det": layers},
+        "eig_stats": {
+            "complex_ratio": accuracy / 2,
+            "criteria": {c: {"target_complex_ratio": 0.5, "pruned_complex_ratio": 0.25} for c in EIG_CRITERIA},
+        },
+        "set_analysis": {"criteria": ["det", "weight"], "total_kernels": 2, "shares": {"": 1 - accuracy, "det": accuracy}},
+        "pruning_per_threshold": {"thresholds": [1e-4, 1e-3], "pruned_ratio": {"det": [0.1, accuracy]}, "rule": "own"},
+        "history": [{"epoch": 1, "performance": rows, "pruning_per_layer": {}}],
+    }
+
+
+def document(run_id: str, accuracy: float, *, status: str = "completed", **config) -> dict:
+    return {
+        "id": run_id,
+        "status": status,
+        "source": "train",
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "updated_at": "2026-01-01T00:00:00+00:00",
+        "config": {
+            "model": "MicroResNet20", "dataset": "digits", "optimizer": "adam", "lr": 1e-3, "epochs": 2, "batch_size": 32,
+            "init_mode": "default", "l1_penalty": 1e-4, "threshold": 1e-4, "history_interval": 1, "seed": 0, **config,
+        },
+        "results": results(accuracy),
+    }
+
+
+@pytest.fixture
+def store(tmp_path):
+    path = tmp_path / "psyk-store.json"
+    Store(path).add_runs([
+        document("20260101T000001-aaaaaa", 0.8, seed=1),
+        document("20260101T000002-bbbbbb", 0.9, seed=2),
+        document("20260101T000003-cccccc", 0.6, dataset="cifar10"),
+        document("20260101T000004-dddddd", 0.5, l1_penalty=1e-3),
+        document("20260101T000005-eeeeee", 0.1, status="running"),  # unfinished: never reported
+    ])
+    return path
+
+
+def psyk(store, *args):
+    return CliRunner().invoke(app, ["--store", str(store), "report", *args])
+
+
+def records(result) -> list[dict]:
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)["records"]
+
+
+def test_performance_json_has_the_hand_computed_numbers(store):
+    got = records(psyk(store, "performance", "--l1-penalty", "1e-4", "--format", "json"))
+    det = next(r for r in got if r["dataset"] == "digits" and r["category"] == "accuracy" and r["mode"] == "det")
+    assert (det["mean"], det["std"], det["n"]) == (pytest.approx(0.75), pytest.approx(0.05), 2)
+    assert {r["dataset"] for r in got} == {"digits", "cifar10"}
+
+
+def test_filters_narrow_the_runs(store):
+    only_cifar = records(psyk(store, "eig-stats", "--dataset", "cifar10", "-f", "json"))
+    assert {r["dataset"] for r in only_cifar} == {"cifar10"}
+    other_l1 = records(psyk(store, "eig-stats", "--l1-penalty", "0.001", "-f", "json"))
+    complex_ratio = next(r for r in other_l1 if r["criterion"] == "all")
+    assert (complex_ratio["mean"], complex_ratio["n"]) == (pytest.approx(0.25), 1)
+    either = records(psyk(store, "eig-stats", "--dataset", "cifar10", "--dataset", "digits", "--l1-penalty", "1e-4", "-f", "json"))
+    assert {(r["dataset"], r["n"]) for r in either} == {("cifar10", 1), ("digits", 2)}
+
+
+def test_without_filters_other_settings_split_instead_of_averaging(store):
+    result = psyk(store, "per-threshold", "-f", "csv")
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert result.stdout.splitlines()[0] == "dataset,model,rule,threshold,criterion,l1_penalty,mean,std,n"
+    digits = {(r["l1_penalty"], r["threshold"]): (float(r["mean"]), r["n"]) for r in rows if r["dataset"] == "digits"}
+    assert digits[("0.0001", "0.001")] == (pytest.approx(0.85), "2")
+    assert digits[("0.001", "0.001")] == (pytest.approx(0.5), "1")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_report_prints_every_format(store, command):
+    for table_format, check in (
+        ("csv", lambda out: out.splitlines()[0].endswith("mean,std,n")),
+        ("json", lambda out: json.loads(out)["records"]),
+        ("latex", lambda out: r"\begin{tabular}" in out and r"\bottomrule" in out),
+        ("markdown", lambda out: out.startswith("### ") and "|---" in out),
+        ("table", lambda out: "population std" in out),
+    ):
+        result = psyk(store, command, "--dataset", "digits", "--l1-penalty", "1e-4", "-f", table_format)
+        assert result.exit_code == 0, result.stderr
+        assert check(result.stdout), (table_format, result.stdout)
+
+
+def test_out_dir_writes_tables_and_charts_and_lists_them(store, tmp_path):
+    out = tmp_path / "figures"
+    result = psyk(store, "performance", "--dataset", "digits", "-f", "csv", "-o", str(out), "--image-format", "pdf")
+    assert result.exit_code == 0, result.stderr
+    written = [line.removeprefix("wrote ") for line in result.stderr.splitlines()]
+    names = sorted(p.rsplit("/", 1)[-1] for p in written)
+    assert names == [
+        "performance.csv",
+        "performance.md",
+        "performance.tex",
+        "performance_digits_MicroResNet20_default_1e-04_l1_penalty-0.001.pdf",  # one chart per L1 penalty
+        "performance_digits_MicroResNet20_default_1e-04_l1_penalty-1e-04.pdf",
+    ]
+    for path in written:
+        data = open(path, "rb").read()
+        assert data.startswith(b"%PDF-") if path.endswith(".pdf") else data
+    assert (out / "performance.csv").read_text() == result.stdout
+
+
+def test_mode_selects_the_compared_modes(store):
+    got = records(psyk(store, "history", "--mode", "det", "--dataset", "digits", "--l1-penalty", "1e-4", "-f", "json"))
+    assert {r["mode"] for r in got} == {"det"}
+    result = psyk(store, "per-layer", "--mode", "spectral_norm")
+    assert result.exit_code == 1
+    assert result.stderr == "psyk: error: no matching run compared the mode(s) spectral_norm\n"
+
+
+def test_no_matching_run_is_one_line_and_exit_1(store):
+    result = psyk(store, "performance", "--lr", "0.5", "--dataset", "digits")
+    assert result.exit_code == 1
+    assert result.stderr == f"psyk: error: no completed run in {store} matches dataset=digits, lr=0.5\n"
+    assert result.stdout == ""
+
+
+def test_runs_without_the_result_kind_are_nothing_found(tmp_path):
+    path = tmp_path / "store.json"
+    doc = document("20260101T000001-aaaaaa", 0.8)
+    doc["results"] = {"performance": doc["results"]["performance"]}
+    Store(path).add_run(doc)
+    result = psyk(path, "set-analysis")
+    assert (result.exit_code, result.stderr) == (1, "psyk: error: no matching run has set analysis results\n")
+
+
+def test_bad_format_is_a_usage_error(store):
+    result = psyk(store, "performance", "--format", "xml")
+    assert result.exit_code == 2
+    assert "xml" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_carries_an_example(command):
+    result = CliRunner().invoke(app, ["report", command, "--help"])
+    assert result.exit_code == 0
+    assert f"Example: psyk report {command}" in " ".join(result.stdout.split())
+    assert "--threshold" in result.stdout and "--out-dir" in result.stdout
+    assert ("--history-interval" in result.stdout) == (command == "history")
+    assert bool(re.search(r"--mode\b(?!l)", result.stdout)) == (command in ("performance", "per-layer", "history"))

@@ -1,0 +1,76 @@
+import csv
+import io
+
+import matplotlib
+import numpy as np
+import pytest
+
+from psykedelic_cli.reports.per_layer import per_layer_report
+
+matplotlib.use("Agg")
+
+
+def layers(names, active, total=(18, 36)) -> list[dict]:
+    return [
+        {"layer": n, "active_params": a, "total_params": t, "alive_kernels": a // 9, "total_kernels": t // 9}
+        for n, a, t in zip(names, active, total)
+    ]
+
+
+@pytest.fixture
+def runs(make_run):
+    return [
+        make_run("l1", {"pruning_per_layer": {"None": layers(["conv1", "conv2"], [18, 36]), "det": layers(["conv1", "conv2"], [9, 36])}}),
+        # Keras names layers differently in another session: layers align by position
+        make_run("l2", {"pruning_per_layer": {"None": layers(["conv2d_7", "conv2d_8"], [18, 36]), "det": layers(["conv2d_7", "conv2d_8"], [18, 18])}}),
+    ]
+
+
+def records(report) -> dict:
+    return {
+        (r["layer_index"], r["layer"], r["measure"], r["mode"]): (float(r["mean"]), float(r["std"]), int(r["n"]))
+        for r in csv.DictReader(io.StringIO(report.text("csv")))
+    }
+
+
+def test_active_and_total_parameters_and_ratio_per_layer(runs):
+    report = per_layer_report(runs)
+    assert report.text("csv").splitlines()[0] == "dataset,model,layer_index,layer,measure,mode,mean,std,n"
+    got = records(report)
+    assert got[("1", "conv1", "total_params", "")] == pytest.approx((18, 0, 2))
+    assert got[("1", "conv1", "active_params", "det")] == pytest.approx((13.5, 4.5, 2))
+    assert got[("2", "conv2", "active_params", "det")] == pytest.approx((27, 9, 2))
+    # the ratio is taken per run, then averaged: (0.5 + 1.0) / 2
+    assert got[("1", "conv1", "active_ratio", "det")] == pytest.approx((0.75, 0.25, 2))
+    assert got[("2", "conv2", "active_ratio", "None")] == pytest.approx((1.0, 0.0, 2))
+
+
+def test_parameters_table_shows_counts_and_the_ratio_table_percent(runs):
+    report = per_layer_report(runs)
+    parameters, ratio = report.tables
+    markdown = report.text("markdown")
+    assert parameters.scale == 1 and ratio.scale == 100
+    assert "| 1 | conv1 | 18 ± 0 | 18 ± 0 | 14 ± 4 |" in markdown  # 13.5 rounds half to even
+    assert "| 1 | conv1 | 100.00 ± 0.00 | 75.00 ± 25.00 |" in markdown
+    assert ratio.keys["measure"] == "active_ratio"
+
+
+def test_modes_narrow_the_columns(runs):
+    assert {key[3] for key in records(per_layer_report(runs, modes=["det"]))} == {"", "det"}
+
+
+def test_charts_show_the_aggregated_numbers(runs, tmp_path):
+    report = per_layer_report(runs)
+    assert [c.stem for c in report.charts] == [
+        "per_layer_cifar10_MicroResNet32_params",
+        "per_layer_cifar10_MicroResNet32_ratio",
+        "per_layer_cifar10_MicroResNet32_overview",
+    ]
+    params = report.charts[0].draw()
+    assert [ax.get_title() for ax in params.axes] == ["det"]  # the unpruned baseline gets no panel
+    overview = report.charts[2].draw()
+    image = overview.axes[0].get_images()[0]
+    np.testing.assert_allclose(image.get_array(), [[100, 100], [75, 75]])
+    assert [t.get_text() for t in overview.axes[0].get_yticklabels()] == ["None", "det"]
+    for path in report.write(tmp_path, "png")[3:]:
+        assert path.read_bytes().startswith(b"\x89PNG")

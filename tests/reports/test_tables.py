@@ -1,0 +1,91 @@
+import csv
+import io
+import json
+
+import pytest
+from rich.console import Console
+
+from psykedelic_cli.reports.aggregate import Stat
+from psykedelic_cli.reports.tables import Cell, Table, latex_escape, mark_best, to_csv, to_json, to_latex, to_markdown, to_rich
+
+
+def table(**overrides) -> Table:
+    rows = [("cifar10", "ResNet20"), ("cifar10", "ResNet56"), ("cifar100", "ResNet20")]
+    columns = [("min_eig", "default", "target"), ("min_eig", "default", "pruned"), ("weight", "default", "target")]
+    stats = {(row, column): Stat(0.1 * (i + 1), 0.01, 3) for i, (row, column) in enumerate((r, c) for r in rows for c in columns)}
+    stats[(rows[2], columns[2])] = None
+    values = dict(
+        title="Ratios",
+        keys={"threshold": 1e-4},
+        row_fields=("dataset", "model"),
+        column_fields=("criterion", "init_mode", "measure"),
+        rows=rows,
+        columns=columns,
+        cells=mark_best(stats, rows, columns, along="column"),
+        notes=("A note.",),
+        labels={"dataset": "Dataset", "model": "Model"},
+    )
+    return Table(**{**values, **overrides})
+
+
+def test_constant_header_levels_move_into_the_caption():
+    levels, constant = table().header_levels()
+    assert levels == [0, 2] and constant == ["init_mode: default"]
+    assert table().caption() == (
+        "A note. init_mode: default. mean ± population std (ddof=0, as the original); values in %; n = 3 runs per cell."
+    )
+
+
+def test_best_marks_the_column_maximum():
+    best = {key for key, cell in table().cells.items() if cell.best}
+    assert best == {
+        (("cifar100", "ResNet20"), ("min_eig", "default", "target")),
+        (("cifar100", "ResNet20"), ("min_eig", "default", "pruned")),
+        (("cifar10", "ResNet56"), ("weight", "default", "target")),  # the cifar100 cell is empty
+    }
+
+
+def test_latex_booktabs_with_grouped_headers_and_bold_best():
+    latex = to_latex([table()])
+    assert r"\begin{tabular}{llrrr}" in latex
+    assert r" &  & \multicolumn{2}{c}{min\_eig} & weight \\" in latex
+    assert r"\cmidrule(lr){3-4} \cmidrule(lr){5-5}" in latex
+    assert r"Dataset & Model & target & pruned & target \\" in latex
+    assert r"cifar10 & ResNet20 & $10.00 \pm 1.00$ & $20.00 \pm 1.00$ & $30.00 \pm 1.00$ \\" in latex
+    assert r" & ResNet56 & $40.00 \pm 1.00$ & $50.00 \pm 1.00$ & $\mathbf{60.00 \pm 1.00}$ \\" in latex
+    assert r"\midrule" + "\ncifar100 & ResNet20 & $\\mathbf{70.00" in latex
+    assert r"& -- \\" in latex  # the empty cell
+    assert r"\caption{Ratios. A note. init\_mode: default. mean $\pm$ population std" in latex
+
+
+def test_markdown_and_rich_show_the_same_cells():
+    markdown = to_markdown([table()])
+    assert "| Dataset | Model | min_eig / target | min_eig / pruned | weight / target |" in markdown
+    assert "|  | ResNet56 | 40.00 ± 1.00 | 50.00 ± 1.00 | **60.00 ± 1.00** |" in markdown
+    assert "| cifar100 | ResNet20 | **70.00 ± 1.00** | **80.00 ± 1.00** | – |" in markdown
+    console = Console(record=True, width=200)
+    console.print(to_rich(table()))
+    text = console.export_text()
+    assert "Ratios" in text and "60.00 ± 1.00" in text and "n = 3 runs per cell" in text
+
+
+def test_records_keep_raw_values_and_skip_empty_cells():
+    fields = ("threshold", "dataset", "model", "criterion", "init_mode", "measure")
+    rows = list(csv.DictReader(io.StringIO(to_csv([table()], fields))))
+    assert len(rows) == 8
+    assert rows[0] == {"threshold": "0.0001", "dataset": "cifar10", "model": "ResNet20", "criterion": "min_eig",
+                       "init_mode": "default", "measure": "target", "mean": "0.1", "std": "0.01", "n": "3"}
+    document = json.loads(to_json("demo", [table()], fields))
+    assert document["report"] == "demo" and "population std" in document["statistic"]
+    assert document["records"][5] == {**dict(zip(fields, (1e-4, "cifar10", "ResNet56", "weight", "default", "target"))),
+                                      "mean": pytest.approx(0.6), "std": 0.01, "n": 3, "best": True}
+
+
+def test_counts_are_shown_per_cell_only_when_they_differ():
+    uneven = table(cells={**table().cells, (("cifar10", "ResNet20"), ("min_eig", "default", "target")): Cell(Stat(0.5, 0.0, 1))})
+    assert uneven.cell_text(uneven.cell(("cifar10", "ResNet20"), ("min_eig", "default", "target"))) == "50.00 ± 0.00 [1]"
+    assert "[n] = runs per cell" in uneven.caption()
+
+
+def test_latex_escape():
+    assert latex_escape("a_b & 5% #1 {x} ~^\\") == r"a\_b \& 5\% \#1 \{x\} \textasciitilde{}\textasciicircum{}\textbackslash{}"
