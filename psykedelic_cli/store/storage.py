@@ -90,16 +90,34 @@ class Entry:
     doc_id: int
     summary: dict
     doc: dict | None = None
-    source: "Snapshot | None" = None
+    source: Snapshot | None = None
     span: Span | None = None
 
     @property
     def run_id(self) -> str:
         return self.summary["id"]
 
-    @property
-    def result_kinds(self) -> list[str]:
-        return list(self.doc.get("results", {}) if self.doc is not None else self.span.results)
+    def load(self, kinds: Sequence[str] | None = None) -> dict:
+        """The run document; with ``kinds``, only those result kinds are read."""
+        if self.doc is not None:
+            results = self.doc.get("results", {})
+            return {**self.doc, "results": {k: v for k, v in results.items() if kinds is None or k in kinds}}
+        fd, span, path = self.source.fd, self.span, self.source.path
+        try:
+            if kinds is None:
+                doc = json.loads(os.pread(fd, span.length, span.offset))
+            else:
+                doc = json.loads(os.pread(fd, span.head, span.offset) + b"}")
+                doc["results"] = {
+                    kind: json.loads(os.pread(fd, length, span.offset + start))
+                    for kind, (start, length) in span.results.items()
+                    if kind in kinds
+                }
+        except ValueError as exc:
+            raise PsykError(f"store {path} is damaged: run {self.run_id} cannot be parsed ({exc})") from None
+        if not isinstance(doc, dict) or doc.get("id") != self.run_id:
+            raise PsykError(f"store {path} is damaged: its index does not match run {self.run_id}")
+        return doc
 
 
 @dataclass
@@ -110,38 +128,10 @@ class Snapshot:
     entries: list[Entry] = field(default_factory=list)
     fd: int | None = None
 
-    def load(self, entry: Entry, kinds: Sequence[str] | None = None) -> dict:
-        """The run document of ``entry``; with ``kinds``, only those result kinds are read."""
-        return _load(entry, kinds)
-
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
-
-
-def _load(entry: Entry, kinds: Sequence[str] | None) -> dict:
-    if entry.doc is not None:
-        doc = dict(entry.doc)
-        results = doc.get("results", {})
-        doc["results"] = {k: v for k, v in results.items() if kinds is None or k in kinds}
-        return doc
-    fd, span, path = entry.source.fd, entry.span, entry.source.path
-    try:
-        if kinds is None:
-            doc = json.loads(os.pread(fd, span.length, span.offset))
-        else:
-            doc = json.loads(os.pread(fd, span.head, span.offset) + b"}")
-            doc["results"] = {
-                kind: json.loads(os.pread(fd, length, span.offset + start))
-                for kind, (start, length) in span.results.items()
-                if kind in kinds
-            }
-    except ValueError as exc:
-        raise PsykError(f"store {path} is damaged: run {entry.run_id} cannot be parsed ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("id") != entry.run_id:
-        raise PsykError(f"store {path} is damaged: its index does not match run {entry.run_id}")
-    return doc
 
 
 # ---------------------------------------------------------------- reading
@@ -262,13 +252,13 @@ def _parse_whole(snapshot: Snapshot) -> None:
 class Transaction:
     """The runs of a store under its exclusive lock; changes are written on success."""
 
-    def __init__(self, snapshot: Snapshot):
-        self.snapshot = snapshot
-        self.entries = list(snapshot.entries)
+    def __init__(self, entries: list[Entry]):
+        self.replace_all(entries)
         self.changed = False
 
-    def load(self, entry: Entry, kinds: Sequence[str] | None = None) -> dict:
-        return _load(entry, kinds)
+    @property
+    def entries(self) -> list[Entry]:
+        return list(self._by_doc_id.values())
 
     def put(self, doc: dict, doc_id: int | None = None) -> Entry:
         """Store ``doc`` under ``doc_id`` (replacing that entry) or as a new document."""
@@ -276,17 +266,21 @@ class Transaction:
 
     def place(self, entry: Entry) -> Entry:
         """Add ``entry`` (perhaps encoded in another store's file); a known doc id replaces."""
-        positions = {e.doc_id: i for i, e in enumerate(self.entries)}
-        if entry.doc_id in positions:
-            self.entries[positions[entry.doc_id]] = entry
-        else:
-            entry.doc_id = max(positions, default=0) + 1
-            self.entries.append(entry)
+        if entry.doc_id not in self._by_doc_id:
+            self._last_doc_id += 1  # as TinyDB: ids grow, a deleted id is not reused
+            entry.doc_id = self._last_doc_id
+        self._by_doc_id[entry.doc_id] = entry
         self.changed = True
         return entry
 
     def remove(self, doc_ids: set[int]) -> None:
-        self.entries = [e for e in self.entries if e.doc_id not in doc_ids]
+        for doc_id in doc_ids:
+            self._by_doc_id.pop(doc_id, None)
+        self.changed = True
+
+    def replace_all(self, entries: list[Entry]) -> None:
+        self._by_doc_id = {entry.doc_id: entry for entry in entries}
+        self._last_doc_id = max(self._by_doc_id, default=0)
         self.changed = True
 
 
@@ -414,7 +408,7 @@ class RunStorage(Storage):
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
             self._remove_stale_temporaries()
             with self.snapshot() as snapshot:
-                self._held = Transaction(snapshot)
+                self._held = Transaction(snapshot.entries)
                 try:
                     yield self._held
                     if self._held.changed:
@@ -468,13 +462,14 @@ class RunStorage(Storage):
         unknown = sorted(name for name, table in data.items() if name not in (META_TABLE, RUNS_TABLE) and table)
         if unknown:
             raise PsykError(f"a psyk store holds only tables '{META_TABLE}' and '{RUNS_TABLE}', not {', '.join(unknown)}")
+        runs = data.get(RUNS_TABLE, {})
+        nameless = [doc_id for doc_id, doc in runs.items() if not isinstance(doc.get("id"), str)]
+        if nameless:
+            raise PsykError(f"every run needs a string \"id\"; document(s) {', '.join(nameless)} have none")
         with self.transaction() as transaction:
-            transaction.entries = [
-                Entry(int(doc_id), run_summary(doc), doc=dict(doc)) for doc_id, doc in data.get(RUNS_TABLE, {}).items()
-            ]
-            transaction.changed = True
+            transaction.replace_all([Entry(int(doc_id), run_summary(doc), doc=dict(doc)) for doc_id, doc in runs.items()])
 
 
 def _tables(entries: list[Entry]) -> dict:
-    runs = {str(entry.doc_id): _load(entry, None) for entry in entries}
+    runs = {str(entry.doc_id): entry.load() for entry in entries}
     return {META_TABLE: {"1": {"format": FORMAT, "schema_version": SCHEMA_VERSION}}, RUNS_TABLE: runs}

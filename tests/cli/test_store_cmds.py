@@ -88,7 +88,7 @@ def test_list_bad_status_is_one_line(store_file):
     assert result.stderr.strip() == "psyk: error: run status 'done' is not one of running, completed, failed, interrupted"
 
 
-def test_store_from_the_environment(store_file, monkeypatch):
+def test_store_from_the_environment(store_file):
     result = CliRunner().invoke(app, ["list-experiments", "-f", "csv"], env={"PSYK_STORE": str(store_file)})
     assert result.stdout.count("\n") == 4
 

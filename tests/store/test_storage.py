@@ -43,7 +43,7 @@ WRITER = """
         storage = RunStorage(path)
         with storage.transaction() as transaction:
             entry = next(e for e in transaction.entries if e.summary["config"]["model"] == "counter")
-            counter = transaction.load(entry)
+            counter = entry.load()
             counter["config"]["seed"] += 1
             transaction.put(counter, entry.doc_id)
 """
@@ -199,6 +199,9 @@ def test_tinydb_through_our_storage(tmp_path, make_run):
     assert Store(path).get_run(run["id"])["status"] == "failed"
     with pytest.raises(PsykError, match="only tables 'meta' and 'runs'"):
         storage_db.table("notes").insert({"text": "x"})
+    with pytest.raises(PsykError, match='every run needs a string "id"; document.s. 2 have none'):
+        runs.insert({"config": {}})
+    assert [doc["id"] for doc in runs.all()] == [run["id"]]
 
 
 def test_a_folder_is_not_a_store(tmp_path):
