@@ -171,7 +171,7 @@ class Store:
             raise PsykError(f"results must be a dict of result kinds, not {type(results).__name__}")
         with self.storage.transaction() as transaction:
             entry = resolve(transaction.entries, run_id, self.path)
-            doc = transaction.load(entry)
+            doc = entry.load()
             doc.update(top_level_fields)
             if error is not None:
                 doc["error"] = error
@@ -198,7 +198,7 @@ class Store:
         """The run with this id or unique id prefix (PsykError naming the candidates if
         ambiguous); ``kinds`` limits the result kinds read, as in :meth:`runs`."""
         with self.storage.snapshot() as snapshot:
-            return snapshot.load(resolve(snapshot.entries, id_or_prefix, self.path), kinds)
+            return resolve(snapshot.entries, id_or_prefix, self.path).load(kinds)
 
     def summaries(self, status: str | None = None, **config_filters) -> list[dict]:
         """The index summaries (id, status, timestamps, config, headline) of matching runs."""
@@ -213,7 +213,7 @@ class Store:
             if unknown:
                 raise PsykError(f"unknown result kind(s) {', '.join(unknown)}; known: {', '.join(RESULT_KINDS)}, legacy")
         with self.storage.snapshot() as snapshot:
-            return [snapshot.load(entry, kinds) for entry in self._matching(snapshot.entries, status, config_filters)]
+            return [entry.load(kinds) for entry in self._matching(snapshot.entries, status, config_filters)]
 
     def _matching(self, entries: Sequence[Entry], status: str | None, config_filters: dict) -> list[Entry]:
         if status is not None and status not in STATUSES:
