@@ -15,6 +15,7 @@ from typer.core import TyperCommand
 
 from psykedelic_cli.cli.app import app
 from psykedelic_cli.cli.common import console
+from psykedelic_cli.errors import PsykError
 
 
 def _modes_table() -> Table:
@@ -42,7 +43,6 @@ class _PruneCommand(TyperCommand):
 
 def _check_request(model: Path, output: Path, mode: str, threshold: float, contribution_threshold: float, rate: float):
     """The checks that need no TensorFlow, so a bad request fails in a blink."""
-    from psykedelic_cli.errors import PsykError
     from psykedelic_cli.pruning.modes import get_mode, validate_pruning_parameters
 
     get_mode(mode)
@@ -53,24 +53,21 @@ def _check_request(model: Path, output: Path, mode: str, threshold: float, contr
         raise PsykError(f"--output must be a .keras file, got {output}")
 
 
+_REPORT_COLUMNS = (
+    ("alive\nkernels", "alive_kernels"),
+    ("total\nkernels", "total_kernels"),
+    ("active\nparams", "active_params"),
+    ("total\nparams", "total_params"),
+)
+
+
 def _report_table(report: dict) -> Table:
     table = Table(title=f"{report['model']}: pruned by {report['mode']}", show_footer=True)
-    table.add_column("layer", footer="model")
-    for column, footer in (
-        ("kernels alive", f"{report['alive_kernels']:,}"),
-        ("kernels total", f"{report['total_kernels']:,}"),
-        ("params active", f"{report['active_params']:,}"),
-        ("params total", f"{report['total_params']:,}"),
-    ):
-        table.add_column(column, footer=footer, justify="right")
+    table.add_column("layer", footer="model", no_wrap=True)
+    for header, key in _REPORT_COLUMNS:
+        table.add_column(header, footer=f"{report[key]:,}", justify="right")
     for row in report["layers"]:
-        table.add_row(
-            row["layer"],
-            f"{row['alive_kernels']:,}",
-            f"{row['total_kernels']:,}",
-            f"{row['active_params']:,}",
-            f"{row['total_params']:,}",
-        )
+        table.add_row(row["layer"], *(f"{row[key]:,}" for _, key in _REPORT_COLUMNS))
     table.caption = f"compression ratio {report['compression_ratio']:.2%} · written to {report['output']}"
     return table
 

@@ -152,6 +152,9 @@ def compute_masks(
     """
     spec = get_mode(mode)
     validate_pruning_parameters(threshold, contribution_threshold, rate)
+    layers = conv_layers(model)
+    if not layers:
+        raise PsykError(f"model {model.name!r} has no Conv2D layer to prune")
     if rng is None:
         rng = np.random.default_rng(0 if seed is None else seed)
     return {
@@ -165,7 +168,7 @@ def compute_masks(
             rng=rng,
             layer=layer.name,
         )
-        for layer in conv_layers(model)
+        for layer in layers
     }
 
 

@@ -184,6 +184,12 @@ def test_compute_masks_validates_before_touching_the_model(masked_cnn, mode, par
         compute_masks(masked_cnn, mode, **arguments)
 
 
+def test_a_model_without_conv2d_has_nothing_to_prune():
+    dense_only = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)], name="dense_only")
+    with pytest.raises(PsykError, match="model 'dense_only' has no Conv2D layer to prune"):
+        prune_model(dense_only, "weight")
+
+
 def test_trial_masks_restores_kernels_and_masks_exactly(masked_cnn):
     set_masks(masked_cnn, _masks_with_dead(masked_cnn, {"conv_a": [(2, 3)]}))
     kernels = {name: _kernel(masked_cnn, name) for name in ("conv_a", "conv_b")}
