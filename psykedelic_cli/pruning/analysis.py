@@ -17,7 +17,13 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from psykedelic_cli.pruning.modes import layer_kernels, survival_bound, validate_threshold
-from psykedelic_cli.pruning.statistics import SQUARE_ONLY, KernelStatistics, canonical_statistic, kernel_statistics
+from psykedelic_cli.pruning.statistics import (
+    SQUARE_ONLY,
+    KernelStatistics,
+    canonical_statistic,
+    kernel_statistics,
+    require_finite,
+)
 from psykedelic_cli.store.schema import BASE_CRITERIA, EIG_CRITERIA, PER_THRESHOLD_THRESHOLDS
 
 Layer = tuple[str, np.ndarray, np.ndarray]
@@ -32,45 +38,50 @@ def _pruned(stats: KernelStatistics, criterion: str, threshold: float) -> np.nda
     return np.abs(stats[criterion]) < survival_bound(criterion, threshold, stats.kernel_size)
 
 
-def _alive_kernels(layers: Iterable[Layer]) -> list[KernelStatistics]:
-    """Per layer, the statistics of its alive kernels (a 1-D stack)."""
-    alive_layers = []
+def _alive_kernel_pools(layers: Iterable[Layer]) -> list[KernelStatistics]:
+    """The statistics of all alive kernels, one 1-D stack per kernel shape.
+
+    Every result is a total over layers, so the layers' alive kernels are pooled by
+    shape: one call per shape instead of one per layer (a ResNet-110 has 109 layers).
+    """
+    pools: dict[tuple[int, int], list[np.ndarray]] = {}
     for name, kernel, mask in layers:
         kernel = np.asarray(kernel)
         alive = np.asarray(mask) != 0
         if alive.shape != layer_kernels(kernel).shape[:2]:
             raise ValueError(f"layer {name!r}: mask shape {alive.shape} does not match the kernel's {kernel.shape[2:]}")
-        # Gather in the Keras layout (kh, kw, n_alive) and view it as (n_alive, kh, kw):
-        # kernel_statistics then reads it in place.
-        alive_layers.append(kernel_statistics(np.moveaxis(kernel[:, :, alive], -1, 0), layer=name))
-    return alive_layers
+        alive_kernels = kernel[:, :, alive]  # (kh, kw, n_alive)
+        require_finite(alive_kernels, name)
+        pools.setdefault(kernel.shape[:2], []).append(alive_kernels)
+    # Viewed as (n, kh, kw), the pooled (kh, kw, n) array is read by kernel_statistics in place.
+    return [kernel_statistics(np.moveaxis(np.concatenate(pool, axis=-1), -1, 0)) for pool in pools.values()]
 
 
 def eig_stats(layers: Sequence[Layer], threshold: float) -> dict:
     """Complex eigenvalues among the alive square kernels, and per eigenvalue criterion the
     share of kernels whose deciding eigenvalue is complex, overall and among those it prunes.
     """
-    return _eig_stats(_alive_kernels(layers), validate_threshold(threshold))
+    return _eig_stats(_alive_kernel_pools(layers), validate_threshold(threshold))
 
 
 def set_analysis(layers: Sequence[Layer], threshold: float, criteria: Iterable[str] = BASE_CRITERIA) -> dict:
     """The share of kernels pruned by exactly each combination of ``criteria`` at ``threshold``."""
-    return _set_analysis(_alive_kernels(layers), validate_threshold(threshold), criteria)
+    return _set_analysis(_alive_kernel_pools(layers), validate_threshold(threshold), criteria)
 
 
 def pruning_per_threshold(layers: Sequence[Layer], thresholds: Iterable[float] = PER_THRESHOLD_THRESHOLDS) -> dict:
     """The fraction of kernels each base criterion's own rule prunes, per threshold."""
-    return _pruning_per_threshold(_alive_kernels(layers), thresholds)
+    return _pruning_per_threshold(_alive_kernel_pools(layers), thresholds)
 
 
 def kernel_analysis(layers: Sequence[Layer], threshold: float) -> dict:
     """``{"eig_stats", "set_analysis", "pruning_per_threshold"}``, statistics computed once per layer."""
     threshold = validate_threshold(threshold)
-    alive_layers = _alive_kernels(layers)
+    pools = _alive_kernel_pools(layers)
     return {
-        "eig_stats": _eig_stats(alive_layers, threshold),
-        "set_analysis": _set_analysis(alive_layers, threshold, BASE_CRITERIA),
-        "pruning_per_threshold": _pruning_per_threshold(alive_layers, PER_THRESHOLD_THRESHOLDS),
+        "eig_stats": _eig_stats(pools, threshold),
+        "set_analysis": _set_analysis(pools, threshold, BASE_CRITERIA),
+        "pruning_per_threshold": _pruning_per_threshold(pools, PER_THRESHOLD_THRESHOLDS),
     }
 
 
@@ -78,8 +89,8 @@ def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def _eig_stats(alive_layers: list[KernelStatistics], threshold: float) -> dict:
-    square = [stats for stats in alive_layers if stats.kernel_size is not None]
+def _eig_stats(pools: list[KernelStatistics], threshold: float) -> dict:
+    square = [stats for stats in pools if stats.kernel_size is not None]
     total_kernels = sum(stats.shape[0] for stats in square)
     total_eigenvalues = sum(stats.shape[0] * stats.kernel_size for stats in square)
     complex_eigenvalues = sum(int(stats.n_complex_eigenvalues.sum()) for stats in square)
@@ -108,12 +119,12 @@ def _eig_stats(alive_layers: list[KernelStatistics], threshold: float) -> dict:
     }
 
 
-def _set_analysis(alive_layers: list[KernelStatistics], threshold: float, criteria: Iterable[str]) -> dict:
+def _set_analysis(pools: list[KernelStatistics], threshold: float, criteria: Iterable[str]) -> dict:
     criteria = list(dict.fromkeys(canonical_statistic(name) for name in criteria))
     # Bit i of a kernel's code is set when criteria[i] prunes it.
     codes = [
         sum(_pruned(stats, criterion, threshold).astype(np.int64) << bit for bit, criterion in enumerate(criteria))
-        for stats in alive_layers
+        for stats in pools
         if all(_applies(stats, criterion) for criterion in criteria)
     ]
     codes = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
@@ -125,24 +136,19 @@ def _set_analysis(alive_layers: list[KernelStatistics], threshold: float, criter
     return {"criteria": criteria, "total_kernels": int(codes.size), "shares": shares}
 
 
-def _pruning_per_threshold(alive_layers: list[KernelStatistics], thresholds: Iterable[float]) -> dict:
+def _pruning_per_threshold(pools: list[KernelStatistics], thresholds: Iterable[float]) -> dict:
     thresholds = [validate_threshold(t, "per-threshold threshold") for t in thresholds]
-    ascending = np.argsort(thresholds, kind="stable")
     pruned_ratio = {}
     for criterion in BASE_CRITERIA:
-        counted = [stats for stats in alive_layers if _applies(stats, criterion)]
+        counted = [stats for stats in pools if _applies(stats, criterion)]
         total = sum(stats.shape[0] for stats in counted)
         if not total:
             continue
-        # A kernel survives exactly the thresholds whose bound its |statistic| reaches:
-        # the first ``reached`` of the ascending bounds. Counting kernels per ``reached``
-        # and accumulating gives every threshold's count in one pass, without a sort.
-        kernels_per_reached = np.zeros(len(thresholds) + 1, dtype=np.int64)
+        pruned = np.zeros(len(thresholds), dtype=np.int64)
         for stats in counted:
-            bounds = [survival_bound(criterion, thresholds[i], stats.kernel_size) for i in ascending]
-            reached = np.searchsorted(bounds, np.abs(stats[criterion]), side="right")
-            kernels_per_reached += np.bincount(reached, minlength=len(bounds) + 1)
-        pruned = np.empty(len(thresholds), dtype=np.int64)
-        pruned[ascending] = np.cumsum(kernels_per_reached)[:-1]  # at the j-th bound: reached ≤ j
+            # A kernel is pruned when |statistic| < bound: sort once, count by binary search.
+            scores = np.sort(np.abs(stats[criterion]))
+            bounds = [survival_bound(criterion, threshold, stats.kernel_size) for threshold in thresholds]
+            pruned += np.searchsorted(scores, bounds, side="left")
         pruned_ratio[criterion] = (pruned / total).tolist()
     return {"thresholds": thresholds, "pruned_ratio": pruned_ratio, "rule": "own"}

@@ -254,10 +254,15 @@ def kernel_statistics(
     # (kh, kw, m): for Keras kernels seen through ``layer_kernels`` this is their own
     # memory order, so nothing is copied before the normalised float64 copy.
     entries = np.moveaxis(kernels, (-2, -1), (0, 1)).reshape(kh, kw, -1)
-    if not np.isfinite(entries).all():
+    require_finite(entries, layer)
+    return KernelStatistics(*_normalise(entries), kernels.shape[:-2], requested, layer)
+
+
+def require_finite(weights: np.ndarray, layer: str | None = None) -> None:
+    """PsykError naming ``layer`` when ``weights`` hold a NaN or an infinity."""
+    if not np.isfinite(weights).all():
         subject = f"layer {layer!r}" if layer is not None else "the kernels"
         raise PsykError(f"{subject} has NaN or infinite weights")
-    return KernelStatistics(*_normalise(entries), kernels.shape[:-2], requested, layer)
 
 
 def _normalise(entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
