@@ -151,5 +151,7 @@ def test_pruning_per_threshold_matches_the_threshold_modes_in_any_threshold_orde
     alive = sum(int(mask.sum()) for _, _, mask in layers)
     for criterion in BASE_CRITERIA:
         for threshold, ratio in zip(thresholds, result["pruned_ratio"][criterion]):
-            survivors = sum(prune_mask(criterion, kernel, mask, threshold=threshold).sum() for _, kernel, mask in layers)
+            survivors = sum(
+                prune_mask(criterion, kernel, mask, threshold=threshold).sum() for _, kernel, mask in layers
+            )
             assert ratio == pytest.approx((alive - survivors) / alive), (criterion, threshold)
