@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import math
 import os
 import platform
@@ -212,7 +214,7 @@ class Store:
             unknown = sorted(set(kinds) - set(RESULT_KINDS) - {"legacy"})
             if unknown:
                 raise PsykError(f"unknown result kind(s) {', '.join(unknown)}; known: {', '.join(RESULT_KINDS)}, legacy")
-        with self.storage.snapshot() as snapshot:
+        with self.storage.snapshot() as snapshot, _collector_paused():
             return [entry.load(kinds) for entry in self._matching(snapshot.entries, status, config_filters)]
 
     def _matching(self, entries: Sequence[Entry], status: str | None, config_filters: dict) -> list[Entry]:
@@ -228,6 +230,23 @@ class Store:
             if (status is None or entry.summary["status"] == status) and config_matches(entry.summary["config"], filters)
         ]
         return sorted(matching, key=lambda entry: entry.run_id)
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """Pause Python's cyclic garbage collector while documents are parsed.
+
+    Parsing builds millions of containers and none is garbage, but each allocation burst
+    triggers collections that scan them all again: pausing it reads 1,000 large runs about
+    a third faster. Restores the collector's previous state.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _check_document(doc) -> None:

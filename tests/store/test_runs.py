@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 import subprocess
 import sys
@@ -130,3 +131,16 @@ def test_delete(store, make_run):
     assert len(store.runs()) == 3
     assert store.delete_runs(["20261126T011234-aaaaaa", "20261126T011234-b"]) == 2
     assert [run["id"] for run in store.runs()] == ["20261126T011234-cccccc"]
+
+
+def test_reading_runs_restores_the_garbage_collector(store, make_run):
+    store.add_run(make_run())
+    assert gc.isenabled()
+    store.runs()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        store.runs()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
