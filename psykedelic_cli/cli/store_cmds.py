@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import enum
+import inspect
 import io
 import json
 from collections import Counter
@@ -39,6 +40,13 @@ class ListFormat(str, enum.Enum):
 class ShowFormat(str, enum.Enum):
     table = "table"
     json = "json"
+
+
+def _reflowed(command):
+    """Join each docstring paragraph into one line: rich help keeps source line breaks."""
+    paragraphs = inspect.cleandoc(command.__doc__).split("\n\n")
+    command.__doc__ = "\n\n".join(" ".join(paragraph.split()) for paragraph in paragraphs)
+    return command
 
 
 def _percent(value) -> str:
@@ -127,6 +135,7 @@ def _list_table(summaries: list[dict], path: Path) -> Text:
 
 
 @app.command("list-experiments")
+@_reflowed
 def list_experiments(
     ctx: typer.Context,
     dataset: Annotated[Optional[str], typer.Option(help="Only runs on this dataset (e.g. cifar10).")] = None,
@@ -141,8 +150,9 @@ def list_experiments(
     L1 penalty, seed, accuracy and compression ratio (of the final model, else of the
     trained mode in the comparison, else of the unpruned baseline).
 
-    Examples: [bold]psyk list-experiments --dataset cifar10 --status completed[/bold];
-    [bold]psyk list-experiments -f json > runs.json[/bold]
+    Example: [bold]psyk list-experiments --dataset cifar10 --status completed[/bold]
+
+    Example: [bold]psyk list-experiments -f json > runs.json[/bold]
     """
     store = Store(store_path(ctx))
     filters = {"status": status, "dataset": dataset, "model": model, "mode": mode}
@@ -194,6 +204,7 @@ def _performance_table(performance: dict, trained: str | None) -> Table:
 
 
 @app.command()
+@_reflowed
 def show(
     ctx: typer.Context,
     run: Annotated[str, typer.Argument(help="A run id or any unique prefix of one.")],
@@ -233,6 +244,7 @@ def show(
 
 
 @app.command()
+@_reflowed
 def delete(
     ctx: typer.Context,
     runs: Annotated[list[str], typer.Argument(help="Run ids or unique prefixes.")],
@@ -256,9 +268,10 @@ def delete(
 
 
 @app.command()
+@_reflowed
 def merge(
     ctx: typer.Context,
-    others: Annotated[list[Path], typer.Argument(help="Stores made elsewhere (psyk-store.json files).", metavar="OTHER_STORE...")],
+    others: Annotated[list[Path], typer.Argument(help="Stores made elsewhere (psyk-store.json files).", metavar="OTHER_STORE")],
 ) -> None:
     """Bring in the runs of other stores (e.g. from other machines).
 
@@ -279,9 +292,10 @@ def merge(
 
 
 @app.command("import-legacy")
+@_reflowed
 def import_legacy_command(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(help="The original psykedelic's experiments.json file(s).", metavar="FILE...")],
+    files: Annotated[list[Path], typer.Argument(help="The original psykedelic's experiments.json file(s).", metavar="FILE")],
 ) -> None:
     """Import the original psykedelic's experiments.json as runs.
 
