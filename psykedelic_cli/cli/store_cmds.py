@@ -207,7 +207,7 @@ def _performance_table(performance: dict, trained: str | None) -> Table:
 @_reflowed
 def show(
     ctx: typer.Context,
-    run: Annotated[str, typer.Argument(help="A run id or any unique prefix of one.")],
+    run: Annotated[str, typer.Argument(help="A run id or any unique prefix of one.", metavar="RUN")],
     output: Annotated[ShowFormat, typer.Option("--format", "-f", help="Rich tables, or the run document as JSON.")] = ShowFormat.table,
 ) -> None:
     """One run: its config and a summary of its results.
@@ -247,7 +247,7 @@ def show(
 @_reflowed
 def delete(
     ctx: typer.Context,
-    runs: Annotated[list[str], typer.Argument(help="Run ids or unique prefixes.")],
+    runs: Annotated[list[str], typer.Argument(help="Run ids or unique prefixes.", metavar="RUN")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
 ) -> None:
     """Delete runs from the store (asks first unless --yes).
