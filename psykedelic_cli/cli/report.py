@@ -147,7 +147,7 @@ def run_report(ctx: typer.Context, spec: ReportCommand, options: dict) -> None:
         raise NothingFound(f"no completed run in {path} matches {wanted or 'any filter'}")
     report = getattr(reports, spec.build)(runs, **({"modes": modes or None} if MODES in spec.extra else {}))
     if table_format is TableFormat.table:
-        for table in report.rich_tables():
+        for table in report.rich_tables(console.width):
             console.print(table)
     else:
         typer.echo(report.text(table_format.value), nl=False)

@@ -5,6 +5,7 @@ matplotlib is imported inside the functions (Agg backend), so table-only reports
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -112,6 +113,27 @@ def band(ax: "Axes", x: Sequence[float], stats: Sequence[Stat | None], style: St
     mean, std = means_and_stds(stats, scale)
     ax.plot(x, mean, color=style.color, linestyle=style.linestyle, marker=style.marker if marker else None, markersize=3, linewidth=1.4, label=label)
     ax.fill_between(x, mean - std, mean + std, color=style.color, alpha=0.18, linewidth=0)
+
+
+_RIGHT_LEGEND_ENTRIES = 12
+_BOTTOM_LEGEND_COLUMNS = 3
+
+
+def legend(ax: "Axes", handles: Sequence, labels: Sequence[str], title: str) -> None:
+    """A legend right of ``ax`` (the top panel) for a few entries, in columns below the
+    figure's panels for many (all 27 modes): never over the data, never squeezing a panel.
+    Size the figure with ``legend_height``."""
+    if len(labels) <= _RIGHT_LEGEND_ENTRIES:
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, title=title, frameon=False)
+    else:
+        ax.get_figure().legend(handles, labels, loc="outside lower center", ncols=_BOTTOM_LEGEND_COLUMNS, title=title, frameon=False)
+
+
+def legend_height(entries: int) -> float:
+    """Extra figure height (inches) that ``legend`` needs below the panels."""
+    if entries <= _RIGHT_LEGEND_ENTRIES:
+        return 0.0
+    return 0.35 + 0.17 * math.ceil(entries / _BOTTOM_LEGEND_COLUMNS)
 
 
 def label_rotation(labels: Sequence[str]) -> dict:

@@ -109,7 +109,10 @@ def _table(stats: HistoryStats, category: str, keys: dict, title: str) -> Table:
 def draw_history(title: str, stats: HistoryStats, runs: int):
     """Accuracy, compression ratio and score over epochs (mean line, ± std band); the score
     winner of every epoch ringed."""
-    figure, axes = charts.figure(charts.PAPER_WIDTH, 6.4, nrows=3, sharex=True)
+    from matplotlib.ticker import MaxNLocator
+
+    entries = len(stats["accuracy"]) + 1  # the modes and the winner ring
+    figure, axes = charts.figure(charts.PAPER_WIDTH, 6.4 + charts.legend_height(entries), nrows=3, sharex=True)
     for ax, category in zip(axes, ("accuracy", "compression_ratio", "score")):
         for mode, by_epoch in stats[category].items():
             if mode == BASELINE and category != "accuracy":
@@ -124,8 +127,9 @@ def draw_history(title: str, stats: HistoryStats, runs: int):
     )
     handles, labels = axes[0].get_legend_handles_labels()
     ring, ring_label = axes[2].get_legend_handles_labels()
-    axes[0].legend(handles + ring[-1:], labels + ring_label[-1:], loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False, title="mode")
+    charts.legend(axes[0], handles + ring[-1:], labels + ring_label[-1:], title="mode")
     axes[2].set_xlabel("epoch")
+    axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.suptitle(
         f"Compression over the first stage — {title}\n"
         f"mean ± population std over n = {runs} runs (band: ± std)\nringed: the winner of each epoch (best mean score)"

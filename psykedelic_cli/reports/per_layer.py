@@ -154,7 +154,7 @@ def _layer_axis(ax, stats: LayerStats) -> None:
 def draw_parameters(title: str, stats: LayerStats):
     """Small multiples, one per mode: total parameters (grey) behind active parameters (± std)."""
     modes = _pruning_modes(stats)
-    ncols = min(3, len(modes))
+    ncols = min(3 if len(modes) <= 12 else 4, len(modes))
     nrows = math.ceil(len(modes) / ncols)
     figure, axes = charts.figure(charts.PAPER_WIDTH, 1.0 + 1.75 * nrows, nrows=nrows, ncols=ncols, sharex=True, sharey=True, squeeze=False)
     x = np.arange(1, len(stats.layers) + 1)
@@ -180,7 +180,7 @@ def draw_parameters(title: str, stats: LayerStats):
 def draw_ratios(title: str, stats: LayerStats):
     """Active ratio per layer and mode: markers with ± std error bars, modes side by side per layer."""
     modes = _pruning_modes(stats)
-    figure, ax = charts.figure(charts.PAPER_WIDTH, 3.4)
+    figure, ax = charts.figure(charts.PAPER_WIDTH, 3.4 + charts.legend_height(len(modes)))
     offsets = np.linspace(-0.3, 0.3, len(modes)) if len(modes) > 1 else [0.0]
     x = np.arange(1, len(stats.layers) + 1)
     for offset, mode in zip(offsets, modes):
@@ -191,7 +191,7 @@ def draw_ratios(title: str, stats: LayerStats):
     ax.set_ylim(-2, 102)
     ax.set_xlabel("conv layer (model order)")
     ax.set_ylabel("active parameters (% of layer)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False, title="mode")
+    charts.legend(ax, *ax.get_legend_handles_labels(), title="mode")
     figure.suptitle(f"Active ratio per layer — {title}\nmean ± population std over n = {stats.runs} runs (error bars: std)")
     return figure
 

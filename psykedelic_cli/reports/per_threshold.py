@@ -123,11 +123,11 @@ def _plot_criteria(ax, aggregated: CriterionStats) -> None:
 
 def draw_per_threshold(title: str, rule: str, aggregated: CriterionStats, runs: int):
     """Mean line and ± std band per criterion over log-spaced thresholds."""
-    figure, ax = charts.figure(charts.PAPER_WIDTH, 3.6)
+    figure, ax = charts.figure(charts.PAPER_WIDTH, 3.6 + charts.legend_height(len(aggregated)))
     _plot_criteria(ax, aggregated)
     ax.set_xlabel("significance threshold t (log scale)")
     ax.set_ylabel("kernels pruned (%)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False, title="criterion")
+    charts.legend(ax, *ax.get_legend_handles_labels(), title="criterion")
     figure.suptitle(
         f"Kernels pruned per threshold — {title}\nRule: {RULES.get(rule, rule)}\n"
         f"mean ± population std over n = {runs} runs (band: ± std)"

@@ -41,8 +41,9 @@ class Report:
             return render.to_json(self.name, self.tables, self.record_fields)
         raise ValueError(f"no text rendering for table format {table_format!r}")
 
-    def rich_tables(self) -> list:
-        return [render.to_rich(table) for table in self.tables]
+    def rich_tables(self, width: int | None = None) -> list:
+        """The tables for a terminal ``width`` columns wide (wide tables come in column chunks)."""
+        return [chunk for table in self.tables for chunk in render.to_rich(table, width)]
 
     def write(self, out_dir: Path, image_format: str) -> list[Path]:
         """Write ``<name>.tex``, ``.csv``, ``.md`` and every chart into ``out_dir``; return the paths."""

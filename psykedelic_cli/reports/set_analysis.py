@@ -36,7 +36,6 @@ VENN_SETS = (("min_eig", "min_eig_real"), ("spectral_radius", "spectral_radius_r
 MAX_BARS = 30
 """Bars beyond this many (the smallest shares) are summed into one "other" bar."""
 _IRRELEVANT = ("dataset", "model", "contribution_threshold", "rate")
-_NONE_COLOR = "#e0e0e0"
 _SEVERAL_COLOR = "#9e9e9e"
 
 
@@ -122,40 +121,47 @@ def _empty_table(splits: Sequence[str], setting: Sequence[object], criteria: tup
 
 
 def draw_shares(title: str, criteria: Sequence[str], combinations: Sequence[str], matrix: np.ndarray):
-    """Bars of the mean share per combination (± std), largest first; letter legend on the right."""
+    """Bars of the mean share per combination (± std), largest first; letter legend on the right.
+
+    The kernels no criterion prunes are usually most of them; as a bar they would flatten
+    every other one, so their share is stated in the title instead.
+    """
     from matplotlib.patches import Patch
 
+    pruned = [i for i, c in enumerate(combinations) if c]
+    combinations = [combinations[i] for i in pruned]
+    none = matrix.sum(axis=1) - matrix[:, pruned].sum(axis=1)
+    matrix = matrix[:, pruned]
     labels = [combination_code(c) for c in combinations]
-    columns = matrix
+    colors = [_combination_color(c) for c in combinations]
     if len(combinations) > MAX_BARS:
         labels = labels[: MAX_BARS - 1] + [f"other ({len(combinations) - MAX_BARS + 1})"]
-        columns = np.column_stack([matrix[:, : MAX_BARS - 1], matrix[:, MAX_BARS - 1 :].sum(axis=1)])
-    colors = [_combination_color(c) for c in combinations[: len(labels)]]
-    if len(combinations) > MAX_BARS:
-        colors[-1] = UNKNOWN_COLOR
+        matrix = np.column_stack([matrix[:, : MAX_BARS - 1], matrix[:, MAX_BARS - 1 :].sum(axis=1)])
+        colors = colors[: MAX_BARS - 1] + [UNKNOWN_COLOR]
     figure, ax = charts.figure(charts.PAPER_WIDTH, 3.4)
-    mean = columns.mean(axis=0) * 100
+    mean = matrix.mean(axis=0) * 100
     charts.rectangles(ax, np.arange(len(labels)), mean, 0.75, colors)
-    ax.errorbar(range(len(labels)), mean, yerr=columns.std(axis=0) * 100, fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+    ax.errorbar(range(len(labels)), mean, yerr=matrix.std(axis=0) * 100, fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
     ax.set_xticks(range(len(labels)), labels, **charts.label_rotation(labels))
     ax.set_xlim(-0.6, len(labels) - 0.4)
     ax.set_ylabel("share of all kernels (%)")
-    ax.set_xlabel("combination of criteria that prune exactly these kernels (∅: none of them)")
+    ax.set_xlabel("combination of criteria that prune exactly these kernels")
     ax.grid(axis="x", visible=False)
     handles = [Patch(color=CRITERION_COLORS.get(c, UNKNOWN_COLOR), label=f"{criterion_letter(c)} = {c}") for c in criteria]
     handles.append(Patch(color=_SEVERAL_COLOR, label="several criteria"))
-    handles.append(Patch(color=_NONE_COLOR, label=f"{NONE_CODE} = pruned by none"))
-    if len(combinations) > MAX_BARS:
+    if len(labels) < len(combinations):
         handles.append(Patch(color=UNKNOWN_COLOR, label="other = the smaller\ncombinations, summed"))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False, title="codes")
-    figure.suptitle(f"Kernels per combination of pruning criteria — {title}\nmean ± population std over n = {matrix.shape[0]} runs (error bars: std)")
+    charts.legend(ax, handles, [h.get_label() for h in handles], title="codes")
+    figure.suptitle(
+        f"Kernels per combination of pruning criteria — {title}\n"
+        f"pruned by none of them (not drawn): {none.mean() * 100:.2f}% ± {none.std() * 100:.2f}\n"
+        f"mean ± population std over n = {len(none)} runs (error bars: std)"
+    )
     return figure
 
 
 def _combination_color(combination: str) -> str:
     # A kernel pruned by one criterion alone gets that criterion's colour; overlaps are neutral.
-    if not combination:
-        return _NONE_COLOR
     names = combination.split("+")
     return CRITERION_COLORS.get(names[0], UNKNOWN_COLOR) if len(names) == 1 else _SEVERAL_COLOR
 

@@ -78,9 +78,8 @@ class Table:
                 varying.append(level)
             else:
                 constant.append(f"{self.label(name)}: {self.label(values.pop())}")
-        if not varying:  # one column: keep its last level as the header
-            varying.append(len(self.column_fields) - 1)
-            constant.pop()
+        if not varying:  # a single column: its levels are its only name
+            return list(range(len(self.column_fields))), []
         return varying, constant
 
     def caption(self) -> str:
@@ -139,23 +138,56 @@ def mark_best(
 # --- terminal -----------------------------------------------------------------------------
 
 
-def to_rich(table: Table) -> "RichTable":
+_RICH_PADDING = 3  # a column's border and padding
+
+
+def to_rich(table: Table, width: int | None = None) -> list["RichTable"]:
+    """The table for the terminal; wider than ``width`` it is split into column chunks
+    that each repeat the row labels (27 modes side by side fit no terminal)."""
+    from rich.markup import escape
     from rich.table import Table as RichTable
 
     levels, _ = table.header_levels()
-    rich_table = RichTable(title=table.title, caption=table.caption(), caption_justify="left")
-    for name in table.row_fields:
-        rich_table.add_column(table.label(name))
-    for column in table.columns:
-        rich_table.add_column("\n".join(table.label(column[i]) for i in levels), justify="right")
-    for row, labels in zip(table.rows, table.row_labels()):
-        texts = []
-        for column in table.columns:
-            cell = table.cell(row, column)
-            text = table.cell_text(cell)
-            texts.append(f"[bold green]{text}[/]" if cell.best else text)
-        rich_table.add_row(*labels, *texts)
-    return rich_table
+    headers = ["\n".join(table.label(column[i]) for i in levels) for column in table.columns]
+    texts = {(row, column): table.cell_text(table.cell(row, column)) for row in table.rows for column in table.columns}
+    labels = list(table.row_labels())
+    label_width = sum(
+        max(len(table.label(name)), *(len(row[i]) for row in labels)) + _RICH_PADDING for i, name in enumerate(table.row_fields)
+    )
+    widths = [
+        max(*(len(line) for line in header.splitlines()), *(len(texts[(row, column)]) for row in table.rows)) + _RICH_PADDING
+        for header, column in zip(headers, table.columns)
+    ]
+    chunks = _chunks(widths, (width or 10**6) - label_width - 1)  # - 1: the table's left edge
+    rich_tables = []
+    for first, last in chunks:
+        span = f"column {last}" if last == first + 1 else f"columns {first + 1}–{last}"
+        title = table.title if len(chunks) == 1 else f"{table.title} ({span} of {len(table.columns)})"
+        rich_table = RichTable(title=escape(title), caption=escape(table.caption()), caption_justify="left")
+        for name in table.row_fields:
+            rich_table.add_column(escape(table.label(name)), no_wrap=True)
+        for header in headers[first:last]:
+            rich_table.add_column(escape(header), justify="right", no_wrap=True)
+        for row, row_labels in zip(table.rows, labels):
+            cells = []
+            for column in table.columns[first:last]:
+                text = escape(texts[(row, column)])
+                cells.append(f"[bold green]{text}[/]" if table.cell(row, column).best else text)
+            rich_table.add_row(*map(escape, row_labels), *cells)
+        rich_tables.append(rich_table)
+    return rich_tables
+
+
+def _chunks(widths: Sequence[int], room: int) -> list[tuple[int, int]]:
+    """``[(first, last), …]`` column ranges whose widths fit ``room`` (at least one column each)."""
+    chunks, first, used = [], 0, 0
+    for i, column_width in enumerate(widths):
+        if i > first and used + column_width > room:
+            chunks.append((first, i))
+            first, used = i, 0
+        used += column_width
+    chunks.append((first, len(widths)))
+    return chunks
 
 
 # --- Markdown -----------------------------------------------------------------------------

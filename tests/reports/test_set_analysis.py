@@ -78,6 +78,9 @@ def test_runs_comparing_other_criteria_are_not_averaged_with_them(runs, make_run
 def test_charts_bar_chart_and_the_venns_whose_criteria_were_compared(runs, tmp_path):
     report = set_analysis_report(runs)
     assert [c.stem for c in report.charts] == ["set_analysis_cifar10_MicroResNet32", "set_analysis_venn_cifar10_MicroResNet32"]
+    bars = report.charts[0].draw()
+    assert [t.get_text() for t in bars.axes[0].get_xticklabels()] == ["c", "d", "h", "cd"]  # ∅ is no bar (d, h tie: name order) …
+    assert "pruned by none of them (not drawn): 60.00% ± 10.00" in bars.get_suptitle()  # … but said
     venn = report.charts[1].draw()
     titles = [ax.get_title() for ax in venn.axes]
     assert len(titles) == 2  # spectral_radius_real was not compared: no second diagram

@@ -64,9 +64,22 @@ def test_markdown_and_rich_show_the_same_cells():
     assert "|  | ResNet56 | 40.00 ± 1.00 | 50.00 ± 1.00 | **60.00 ± 1.00** |" in markdown
     assert "| cifar100 | ResNet20 | **70.00 ± 1.00** | **80.00 ± 1.00** | – |" in markdown
     console = Console(record=True, width=200)
-    console.print(to_rich(table()))
+    console.print(*to_rich(table()))
     text = console.export_text()
     assert "Ratios" in text and "60.00 ± 1.00" in text and "n = 3 runs per cell" in text
+
+
+def test_rich_splits_a_wide_table_into_column_chunks_that_fit():
+    uneven = table(cells={**table().cells, (("cifar10", "ResNet20"), ("min_eig", "default", "target")): Cell(Stat(0.5, 0.0, 1))})
+    # row labels take 2 × (8 + 3), a "50.00 ± 0.00 [1]" column 16 + 3, and the left edge 1
+    chunks = to_rich(uneven, width=61)
+    assert [t.title for t in chunks] == ["Ratios (columns 1–2 of 3)", "Ratios (column 3 of 3)"]
+    console = Console(record=True, width=61)
+    console.print(*chunks)
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 61
+    assert [t.title for t in to_rich(uneven, width=60)][0] == "Ratios (column 1 of 3)"
+    assert "50.00 ± 0.00 [1]" in text and "[n] = runs per cell" in text  # brackets are not taken for markup
 
 
 def test_records_keep_raw_values_and_skip_empty_cells():
