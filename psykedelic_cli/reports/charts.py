@@ -139,6 +139,8 @@ def legend_height(entries: int) -> float:
 def label_rotation(labels: Sequence[str]) -> dict:
     """Tick label settings that keep long names (mode names) from overlapping."""
     longest = max((len(label) for label in labels), default=0)
+    if len(labels) > 15:
+        return {"rotation": 90}
     if longest * len(labels) > 60:
         return {"rotation": 55, "ha": "right", "rotation_mode": "anchor"}
     return {}

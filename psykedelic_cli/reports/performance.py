@@ -106,21 +106,29 @@ def performance_tables(aggregated: PerformanceStats, splits: Sequence[str]) -> l
     return tables
 
 
+_SIDE_BY_SIDE_MODES = 10
+"""More modes than this get the three panels stacked, each the full width."""
+
+
 def draw_performance(key: tuple, fields: Sequence[str], stats: dict[str, dict[str, Stat]]):
     """Three panels (compression ratio, score, accuracy) of bars per mode with ± std error bars."""
     modes = [m for m in stats["accuracy"] if m != BASELINE] or list(stats["accuracy"])
-    figure, axes = charts.figure(charts.PAPER_WIDTH, 2.9 + 0.06 * max(len(m) for m in modes), ncols=3, sharex=True)
+    label_height = 0.06 * max(len(m) for m in modes)
+    if len(modes) <= _SIDE_BY_SIDE_MODES:
+        figure, axes = charts.figure(charts.PAPER_WIDTH, 2.9 + label_height, ncols=3, sharex=True)
+    else:
+        figure, axes = charts.figure(charts.PAPER_WIDTH, 6.0 + label_height, nrows=3, sharex=True)
     styles = [mode_style(m) for m in modes]
     for ax, category in zip(axes, CATEGORIES):
         charts.bars(ax, [stats[category].get(m) for m in modes], styles)
         ax.set_title(CATEGORY_LABELS[category])
         ax.set_ylabel(f"{CATEGORY_LABELS[category].lower()} (%)")
         ax.set_xticks(range(len(modes)), modes, **charts.label_rotation(modes))
+        ax.set_xlim(-0.6, len(modes) - 0.4)
         ax.grid(axis="x", visible=False)
     baseline = stats["accuracy"].get(BASELINE)
     if baseline is not None:
-        accuracy_axes = axes[2]
-        accuracy_axes.axhline(baseline.mean * 100, color="black", linestyle="--", linewidth=1, label=f"None (unpruned): {baseline.mean * 100:.1f}%")
+        axes[2].axhline(baseline.mean * 100, color="black", linestyle="--", linewidth=1, label=f"None (unpruned): {baseline.mean * 100:.1f}%")
         figure.legend(loc="outside lower right", frameon=False)
     n = max(stat.n for category in stats.values() for stat in category.values())
     figure.suptitle(f"Performance per mode — {group_title(fields, key)}\nmean ± population std over n = {n} runs (error bars: std)")
