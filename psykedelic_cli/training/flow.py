@@ -9,8 +9,6 @@ restores the best weights.
 
 from __future__ import annotations
 
-import contextlib
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -27,24 +25,7 @@ from psykedelic_cli.store.schema import BASELINE
 from psykedelic_cli.training.comparison import Evaluator, compare_modes, performance_row
 from psykedelic_cli.training.callbacks import LearningCurve, PeriodicComparison, RichProgress, StepLearningRate
 from psykedelic_cli.training.config import LOSS, TrainConfig
-
-
-class PhaseTimer:
-    """Accumulates wall time per named phase (training, kernel_analysis, comparison, history)."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def __call__(self, phase: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.add(phase, time.perf_counter() - start)
-
-    def add(self, phase: str, seconds: float) -> None:
-        self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+from psykedelic_cli.training.recorder import PhaseTimer, RunRecorder
 
 
 def seed_everything(seed: int | None) -> None:
@@ -118,22 +99,6 @@ def analyse_and_compare(model, evaluate, config, timer: PhaseTimer, on_mode=None
     return results
 
 
-class RunRecorder:
-    """Keeps the results of one run and writes them to the store as they arrive."""
-
-    def __init__(self, store: Store, run_id: str):
-        self.store = store
-        self.run_id = run_id
-        self.results: dict = {}
-
-    def put(self, **results) -> None:
-        self.results.update(results)
-        self.store.update_run(self.run_id, results=results)
-
-    def finish(self, status: str, error: str | None = None) -> None:
-        self.store.update_run(self.run_id, status=status, error=error, results=self.results)
-
-
 class StagedRun:
     """One run of the staged flow on a built, compiled model."""
 
@@ -187,7 +152,7 @@ class StagedRun:
         train_data = self.dataset.train_pipeline(config.batch_size, seed=config.seed or 0)
         val_data = self.dataset.eval_pipeline("val", config.batch_size)
         lr_schedule = StepLearningRate(config.lr, config.decay)
-        learning_curve = LearningCurve({}, on_update=lambda curve: self.recorder.put(learning_curve=curve))
+        learning_curve = LearningCurve({}, on_update=lambda curve: self.recorder.put(learning_curve=curve, lazy=True))
         epoch = 0
         for stage, n_epochs in enumerate(config.stage_epochs, start=1):
             last = stage == config.steps

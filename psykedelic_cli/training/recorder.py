@@ -1,0 +1,59 @@
+"""Bookkeeping of one run, free of TensorFlow: phase timings and the results written to the store."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from psykedelic_cli.store import Store
+
+
+class PhaseTimer:
+    """Accumulates wall time per named phase (training, kernel_analysis, comparison, history)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(phase, time.perf_counter() - start)
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+
+
+class RunRecorder:
+    """Keeps the results of one run and writes them to the store as they arrive.
+
+    Frequent small results (the learning curve, every epoch) are written lazily: only
+    when the time since the last write is at least ``budget`` times what that write
+    took, so a large shared store costs training at most ~1/budget of its time. The
+    rest is written at once, and everything at ``finish``.
+    """
+
+    def __init__(self, store: Store, run_id: str, budget: float = 10.0):
+        self.store = store
+        self.run_id = run_id
+        self.budget = budget
+        self.results: dict = {}
+        self._pending: dict = {}
+        self._last_write_end = 0.0
+        self._last_write_cost = 0.0
+
+    def put(self, *, lazy: bool = False, **results) -> None:
+        self.results.update(results)
+        self._pending.update(results)
+        now = time.perf_counter()
+        if lazy and now - self._last_write_end < self.budget * self._last_write_cost:
+            return
+        self.store.update_run(self.run_id, results=self._pending)
+        self._pending = {}
+        self._last_write_end = time.perf_counter()
+        self._last_write_cost = self._last_write_end - now
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        self.store.update_run(self.run_id, status=status, error=error, results=self.results)

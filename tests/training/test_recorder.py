@@ -1,0 +1,40 @@
+"""RunRecorder writes results to a real store, lazily for frequent small updates."""
+
+from psykedelic_cli.store import Store, new_run_document
+from psykedelic_cli.training.recorder import PhaseTimer, RunRecorder
+
+
+def test_lazy_results_wait_for_the_write_budget_and_finish_writes_everything(tmp_path):
+    store = Store(tmp_path / "store.json")
+    run_id = store.add_run(new_run_document({"model": "m", "dataset": "digits"}, source="train"))
+    recorder = RunRecorder(store, run_id, budget=1e9)  # any write "costs" enough to defer the next lazy one
+    recorder.put(learning_curve={"epoch": [1]}, lazy=True)
+    assert store.get_run(run_id)["results"]["learning_curve"] == {"epoch": [1]}
+    recorder.put(learning_curve={"epoch": [1, 2]}, lazy=True)
+    assert store.get_run(run_id)["results"]["learning_curve"] == {"epoch": [1]}
+    recorder.put(final={"accuracy": 0.5})  # an eager result carries the deferred one with it
+    results = store.get_run(run_id)["results"]
+    assert results["learning_curve"] == {"epoch": [1, 2]} and results["final"] == {"accuracy": 0.5}
+    recorder.put(learning_curve={"epoch": [1, 2, 3]}, lazy=True)
+    recorder.finish("interrupted", "stopped")
+    run = store.get_run(run_id)
+    assert run["status"] == "interrupted" and run["error"] == "stopped"
+    assert run["results"]["learning_curve"] == {"epoch": [1, 2, 3]}
+
+
+def test_eager_budget_zero_writes_every_lazy_result(tmp_path):
+    store = Store(tmp_path / "store.json")
+    run_id = store.add_run(new_run_document({"model": "m"}, source="train"))
+    recorder = RunRecorder(store, run_id, budget=0.0)
+    for epoch in (1, 2, 3):
+        recorder.put(learning_curve={"epoch": list(range(1, epoch + 1))}, lazy=True)
+        assert store.get_run(run_id)["results"]["learning_curve"]["epoch"][-1] == epoch
+
+
+def test_phase_timer_accumulates_per_phase():
+    timer = PhaseTimer()
+    with timer("training"):
+        pass
+    timer.add("training", 2.0)
+    timer.add("comparison", 0.5)
+    assert timer.seconds["training"] >= 2.0 and timer.seconds["comparison"] == 0.5
