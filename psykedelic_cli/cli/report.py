@@ -36,33 +36,35 @@ app.add_typer(report_app, name="report")
 
 
 @dataclass(frozen=True)
-class Filter:
-    """A run filter: ``--option`` (repeatable: any of the values) on config field ``field``."""
+class RepeatableOption:
+    """``--option`` given any number of times, passed on as the list ``name``; for the run
+    filters ``name`` is the config field and the list means "any of"."""
 
     option: str
-    field: str
+    name: str
     type: type
     help: str
 
     @property
     def parameter(self) -> inspect.Parameter:
-        annotation = Annotated[Optional[list[self.type]], typer.Option(self.option, help=self.help, metavar=self.option.lstrip("-").upper(), show_default=False)]
-        return inspect.Parameter(self.field, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+        option = typer.Option(self.option, help=self.help, metavar=self.option.lstrip("-").upper(), show_default=False)
+        annotation = Annotated[Optional[list[self.type]], option]
+        return inspect.Parameter(self.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
 
 
 FILTERS = (
-    Filter("--dataset", "dataset", str, "Only runs on this dataset (repeat for several)."),
-    Filter("--model", "model", str, "Only runs of this model, e.g. MicroResNet32."),
-    Filter("--init", "init_mode", str, "Only runs with this init mode (\"default\" or an --init file's stem)."),
-    Filter("--optimizer", "optimizer", str, "Only runs trained with this optimizer."),
-    Filter("--lr", "lr", float, "Only runs with this learning rate."),
-    Filter("--epochs", "epochs", int, "Only runs of this many epochs."),
-    Filter("--batch-size", "batch_size", int, "Only runs with this batch size."),
-    Filter("--l1-penalty", "l1_penalty", float, "Only runs with this L1 penalty."),
-    Filter("--threshold", "threshold", float, "Only runs with this significance threshold."),
+    RepeatableOption("--dataset", "dataset", str, "Only runs on this dataset (repeat for several)."),
+    RepeatableOption("--model", "model", str, "Only runs of this model, e.g. MicroResNet32."),
+    RepeatableOption("--init", "init_mode", str, "Only runs with this init mode (\"default\" or an --init file's stem)."),
+    RepeatableOption("--optimizer", "optimizer", str, "Only runs trained with this optimizer."),
+    RepeatableOption("--lr", "lr", float, "Only runs with this learning rate."),
+    RepeatableOption("--epochs", "epochs", int, "Only runs of this many epochs."),
+    RepeatableOption("--batch-size", "batch_size", int, "Only runs with this batch size."),
+    RepeatableOption("--l1-penalty", "l1_penalty", float, "Only runs with this L1 penalty."),
+    RepeatableOption("--threshold", "threshold", float, "Only runs with this significance threshold."),
 )
-HISTORY_INTERVAL = Filter("--history-interval", "history_interval", int, "Only runs sampling their history every this many epochs.")
-MODES = Filter("--mode", "modes", str, "Show only these compared modes (repeat for several; \"None\" is the unpruned baseline).")
+HISTORY_INTERVAL = RepeatableOption("--history-interval", "history_interval", int, "Only runs sampling their history every this many epochs.")
+MODES = RepeatableOption("--mode", "modes", str, "Show only these compared modes (repeat for several; \"None\" is the unpruned baseline).")
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class ReportCommand:
     """The report function's name in ``psykedelic_cli.reports``, imported when the command runs."""
     help: str
     example: str
-    extra: tuple[Filter, ...] = ()
+    extra: tuple[RepeatableOption, ...] = ()
 
     def parameters(self) -> list[inspect.Parameter]:
         def option(name: str, annotation, default) -> inspect.Parameter:

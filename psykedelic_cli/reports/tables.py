@@ -82,24 +82,32 @@ class Table:
             return list(range(len(self.column_fields))), []
         return varying, constant
 
+    def run_counts(self) -> set[int]:
+        """The distinct numbers of runs behind the filled cells."""
+        return {cell.stat.n for cell in self.cells.values() if cell.stat is not None}
+
     def caption(self) -> str:
         """What the numbers are: notes, the statistic, the unit and the number of runs."""
-        counts = {cell.stat.n for cell in self.cells.values() if cell.stat is not None}
+        counts = self.run_counts()
         runs = f"n = {counts.pop()} runs per cell" if len(counts) == 1 else "[n] = runs per cell"
         unit = "; values in %" if self.scale == 100 else ""
         _, constant = self.header_levels()
         return " ".join([*self.notes, *(f"{c}." for c in constant), f"{STD_NOTE}{unit}; {runs}."])
 
-    def show_counts(self) -> bool:
-        """Per-cell ``[n]`` only when the cells do not all share one run count."""
-        return len({cell.stat.n for cell in self.cells.values() if cell.stat is not None}) > 1
-
-    def cell_text(self, cell: Cell, *, plus_minus: str = "±") -> str:
-        if cell.stat is None:
-            return "–"
-        mean, std = cell.stat.mean * self.scale, cell.stat.std * self.scale
-        text = f"{mean:.{self.digits}f} {plus_minus} {std:.{self.digits}f}"
-        return f"{text} [{cell.stat.n}]" if self.show_counts() else text
+    def cell_texts(self) -> dict[tuple[tuple, tuple], str]:
+        """``"mean ± std"`` of every cell in display units, with ``[n]`` only when the cells
+        do not all share one run count (the caption states a shared one)."""
+        counts = len(self.run_counts()) > 1
+        texts = {}
+        for row in self.rows:
+            for column in self.columns:
+                stat = self.cell(row, column).stat
+                if stat is None:
+                    texts[(row, column)] = "–"
+                    continue
+                text = f"{stat.mean * self.scale:.{self.digits}f} ± {stat.std * self.scale:.{self.digits}f}"
+                texts[(row, column)] = f"{text} [{stat.n}]" if counts else text
+        return texts
 
     def row_labels(self) -> Iterator[list[str]]:
         """Row label columns with a leading value left blank while it repeats the row above."""
@@ -149,13 +157,13 @@ def to_rich(table: Table, width: int | None = None) -> list["RichTable"]:
 
     levels, _ = table.header_levels()
     headers = ["\n".join(table.label(column[i]) for i in levels) for column in table.columns]
-    texts = {(row, column): table.cell_text(table.cell(row, column)) for row in table.rows for column in table.columns}
+    texts = table.cell_texts()
     labels = list(table.row_labels())
     label_width = sum(
-        max(len(table.label(name)), *(len(row[i]) for row in labels)) + _RICH_PADDING for i, name in enumerate(table.row_fields)
+        max([len(table.label(name)), *(len(row[i]) for row in labels)]) + _RICH_PADDING for i, name in enumerate(table.row_fields)
     )
     widths = [
-        max(*(len(line) for line in header.splitlines()), *(len(texts[(row, column)]) for row in table.rows)) + _RICH_PADDING
+        max([*(len(line) for line in header.splitlines()), *(len(texts[(row, column)]) for row in table.rows)]) + _RICH_PADDING
         for header, column in zip(headers, table.columns)
     ]
     chunks = _chunks(widths, (width or 10**6) - label_width - 1)  # - 1: the table's left edge
@@ -201,13 +209,10 @@ def to_markdown(tables: Sequence[Table]) -> str:
             " / ".join(table.label(column[i]) for i in levels) for column in table.columns
         ]
         lines = [f"### {table.title}", "", _md_row(header), "|" + "|".join(["---"] * len(table.row_fields) + ["--:"] * len(table.columns)) + "|"]
+        texts = table.cell_texts()
         for row, labels in zip(table.rows, table.row_labels()):
-            texts = []
-            for column in table.columns:
-                cell = table.cell(row, column)
-                text = table.cell_text(cell)
-                texts.append(f"**{text}**" if cell.best else text)
-            lines.append(_md_row(labels + texts))
+            cells = [f"**{texts[(row, c)]}**" if table.cell(row, c).best else texts[(row, c)] for c in table.columns]
+            lines.append(_md_row(labels + cells))
         lines += ["", f"*{table.caption()}*"]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
@@ -262,28 +267,27 @@ def _latex_table(table: Table) -> str:
             start += width
         lines += [" & ".join(heads) + r" \\", " ".join(rules)]
     lines.append(r"\midrule")
+    counts = len(table.run_counts()) > 1
     previous_first = None
     for row, labels in zip(table.rows, table.row_labels()):
         if n_rows > 1 and previous_first is not None and row[0] != previous_first:
             lines.append(r"\midrule")
         previous_first = row[0]
         texts = [latex_escape(label) for label in labels]
-        for column in table.columns:
-            cell = table.cell(row, column)
-            texts.append(_latex_cell(table, cell))
+        texts += [_latex_cell(table, table.cell(row, column), counts) for column in table.columns]
         lines.append(" & ".join(texts) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
     return "\n".join(lines)
 
 
-def _latex_cell(table: Table, cell: Cell) -> str:
+def _latex_cell(table: Table, cell: Cell, counts: bool) -> str:
     if cell.stat is None:
         return "--"
     mean, std = cell.stat.mean * table.scale, cell.stat.std * table.scale
     body = rf"{mean:.{table.digits}f} \pm {std:.{table.digits}f}"
     if cell.best:
         body = rf"\mathbf{{{body}}}"
-    count = rf"\,{{\scriptstyle[{cell.stat.n}]}}" if table.show_counts() else ""
+    count = rf"\,{{\scriptstyle[{cell.stat.n}]}}" if counts else ""
     return f"${body}{count}$"
 
 

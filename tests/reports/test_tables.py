@@ -96,7 +96,10 @@ def test_records_keep_raw_values_and_skip_empty_cells():
 
 def test_counts_are_shown_per_cell_only_when_they_differ():
     uneven = table(cells={**table().cells, (("cifar10", "ResNet20"), ("min_eig", "default", "target")): Cell(Stat(0.5, 0.0, 1))})
-    assert uneven.cell_text(uneven.cell(("cifar10", "ResNet20"), ("min_eig", "default", "target"))) == "50.00 ± 0.00 [1]"
+    texts = uneven.cell_texts()
+    assert texts[(("cifar10", "ResNet20"), ("min_eig", "default", "target"))] == "50.00 ± 0.00 [1]"
+    assert texts[(("cifar100", "ResNet20"), ("weight", "default", "target"))] == "–"
+    assert table().cell_texts()[(("cifar10", "ResNet20"), ("min_eig", "default", "target"))] == "10.00 ± 1.00"
     assert "[n] = runs per cell" in uneven.caption()
 
 
