@@ -75,7 +75,11 @@ def history_report(runs: Sequence[dict], *, modes: Sequence[str] | None = None) 
             continue
         dataset, model, *setting = key
         suffix = f" ({settings_text(splits, setting)})" if setting else ""
-        tables += [_table(stats, category, dict(zip(fields, key)), f"{dataset}, {model}{suffix}") for category in CATEGORIES]
+        tables += [
+            _table(stats, category, dict(zip(fields, key)), f"{dataset}, {model}{suffix}")
+            for category in CATEGORIES
+            if category == "accuracy" or set(stats[category]) - {BASELINE}  # the baseline compresses nothing
+        ]
         report_charts.append(Chart(f"history_{group_stem(fields, key)}", partial(draw_history, group_title(fields, key), stats, len(members))))
     if not tables:
         raise NothingFound(f"no matching run compared the mode(s) {', '.join(modes or ())} in its history")

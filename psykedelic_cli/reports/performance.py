@@ -85,6 +85,8 @@ def performance_tables(aggregated: PerformanceStats, splits: Sequence[str]) -> l
             modes = sorted({m for stats in columns_stats.values() for m in stats[category]}, key=mode_sort_key)
             if category != "accuracy":
                 modes = [m for m in modes if m != BASELINE]
+            if not modes:  # only the baseline was asked for: it has no compression to show
+                continue
             rows = [(m,) for m in modes]
             stats = {((m,), column): columns_stats[column][category].get(m) for m in modes for column in columns}
             title = f"{CATEGORY_LABELS[category]}, threshold {format_value(threshold)}"

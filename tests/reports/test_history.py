@@ -75,3 +75,9 @@ def test_modes_narrow_the_series_and_the_chart_rings_the_winners(runs, tmp_path)
     np.testing.assert_allclose(rings, [[1, 28.0], [2, 44.0], [3, 53.0]])
     for path in report.write(tmp_path, "svg")[3:]:
         assert b"<svg" in path.read_bytes()[:400]
+
+
+def test_the_baseline_alone_gives_only_the_accuracy_table(runs):
+    report = history_report(runs[:2], modes=["None"])
+    assert [t.keys["category"] for t in report.tables] == ["accuracy"]
+    assert report.charts[0].draw().axes[0].get_lines()[0].get_label() == "None"

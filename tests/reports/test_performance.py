@@ -124,3 +124,9 @@ def test_one_bar_chart_per_group(performance_runs, tmp_path):
     assert [p.name for p in paths[:3]] == ["performance.tex", "performance.csv", "performance.md"]
     for path in paths[3:]:
         assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_baseline_alone_gives_only_the_accuracy_table(performance_runs):
+    report = performance_report(performance_runs[:3], modes=["None"])
+    assert [t.keys["category"] for t in report.tables] == ["accuracy"]
+    assert report.tables[0].rows == [("None",)]
