@@ -1,6 +1,6 @@
 """Chart primitives shared by the reports: paper-size style, bars with error bars, mean ± std bands.
 
-matplotlib is imported inside the functions (Agg backend), so table-only reports never pay for it.
+matplotlib is imported inside the functions, so table-only reports never pay for it.
 """
 
 from __future__ import annotations
@@ -42,24 +42,12 @@ _STYLE = {
 }
 
 
-def pyplot():
+def save_chart(chart: "Chart", path: Path, image_format: str) -> None:
+    """Draw ``chart`` in the shared style and write it."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_chart(chart: "Chart", path: Path, image_format: str) -> None:
-    """Draw ``chart`` in the shared style and write it; the figure is closed afterwards."""
-    plt = pyplot()
-    with plt.rc_context(_STYLE):
-        figure = chart.draw()
-        try:
-            figure.savefig(path, format=image_format, dpi=200, metadata=_metadata(image_format))
-        finally:
-            plt.close(figure)
+    with matplotlib.rc_context(_STYLE):
+        chart.draw().savefig(path, format=image_format, dpi=200, metadata=_metadata(image_format))
 
 
 def _metadata(image_format: str) -> dict:
@@ -68,7 +56,14 @@ def _metadata(image_format: str) -> dict:
 
 
 def figure(width: float, height: float, **subplots) -> tuple["Figure", object]:
-    return pyplot().subplots(figsize=(width, height), layout="constrained", **subplots)
+    """A figure with constrained layout (labels never clipped) and its ``subplots(**subplots)``.
+
+    Built without pyplot: no global figure registry, no backend switch in the caller's session.
+    """
+    from matplotlib.figure import Figure
+
+    created = Figure(figsize=(width, height), layout="constrained")
+    return created, created.subplots(**subplots)
 
 
 def means_and_stds(stats: Sequence[Stat | None], scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

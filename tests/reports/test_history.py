@@ -1,13 +1,10 @@
 import csv
 import io
 
-import matplotlib
 import numpy as np
 import pytest
 
 from psykedelic_cli.reports.history import aggregate_history, history_report, winners
-
-matplotlib.use("Agg")
 
 
 def point(epoch: int, none_accuracy: float, **modes: tuple[float, float, float]) -> dict:

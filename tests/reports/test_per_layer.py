@@ -1,13 +1,10 @@
 import csv
 import io
 
-import matplotlib
 import numpy as np
 import pytest
 
 from psykedelic_cli.reports.per_layer import per_layer_report
-
-matplotlib.use("Agg")
 
 
 def layers(names, active, total=(18, 36)) -> list[dict]:

@@ -1,12 +1,9 @@
 import csv
 import io
 
-import matplotlib
 import pytest
 
 from psykedelic_cli.reports.per_threshold import per_threshold_report
-
-matplotlib.use("Agg")
 
 
 def per_threshold(thresholds, ratios: dict, rule: str = "own") -> dict:

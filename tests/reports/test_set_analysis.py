@@ -2,13 +2,11 @@ import csv
 import io
 import itertools
 
-import matplotlib
 import pytest
 
 from psykedelic_cli.reports.set_analysis import MAX_BARS, combination_code, set_analysis_report, share_matrix, venn_regions
 from psykedelic_cli.store.schema import BASE_CRITERIA
 
-matplotlib.use("Agg")
 CRITERIA = ["min_eig", "min_eig_real", "spectral_radius", "weight"]
 
 
