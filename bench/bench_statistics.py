@@ -76,10 +76,11 @@ def _verdict(ratio: float) -> str:
 
 def run() -> None:
     layers = resnet110_layers(np.random.default_rng(0))
-    # One (C_in·C_out, 3, 3) view per layer, joined into one stack of every kernel.
-    stack = np.concatenate([layer_kernels(kernel).reshape(-1, 3, 3) for _, kernel, _ in layers])
+    # Every kernel in one stack, kept in the Keras memory layout (3, 3, n) and seen as
+    # (n, 3, 3), as layer_kernels presents a layer; the loop gets plain 3×3 arrays.
+    stack = np.moveaxis(np.concatenate([kernel.reshape(3, 3, -1) for _, kernel, _ in layers], axis=-1), -1, 0)
     count = len(stack)
-    subset = stack[:: count // LOOP_SUBSET][:LOOP_SUBSET].astype(np.float64)
+    subset = np.ascontiguousarray(stack[:: count // LOOP_SUBSET][:LOOP_SUBSET], dtype=np.float64)
 
     candidates = {
         "8 statistics, one stack": lambda: all_statistics(stack),
