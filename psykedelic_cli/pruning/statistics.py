@@ -13,7 +13,12 @@ For a square k×k kernel K with eigenvalues λ (SPEC.md "Per-kernel statistics")
 
 1×1, 2×2 and 3×3 kernels use closed forms in float64 (the characteristic
 polynomial and its discriminant), larger kernels batched ``numpy.linalg``.
-Nothing here imports TensorFlow.
+
+An eigenvalue is *complex* when its imaginary part is non-zero in exact arithmetic:
+for 2×2 kernels when tr² − 4det < 0, for 3×3 when the cubic's discriminant is < 0,
+in both cases beyond the round-off of computing it (so a repeated real eigenvalue
+is never called complex from noise); above 3×3 when LAPACK's |Im λ| exceeds
+sqrt(eps)·‖K‖_F. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
