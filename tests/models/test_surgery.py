@@ -222,6 +222,17 @@ def test_strip_masks_gives_plain_keras_with_identical_predictions(pruned_resnet,
     np.testing.assert_array_equal(plain.predict(images, verbose=0), pruned_resnet.predict(images, verbose=0))
 
 
+def test_strip_masks_zeroes_kernels_whose_mask_was_set_directly(masked_cnn):
+    layer = masked_cnn.get_layer("conv_b")
+    mask = np.ones((4, 6), "float32")
+    mask[1, 2] = 0
+    layer.kernel_mask.assign(mask)  # bypasses set_masks: the stored weights are still there
+    assert np.abs(_kernel(masked_cnn, "conv_b")[:, :, 1, 2]).max() > 0
+    plain = strip_masks(masked_cnn)
+    np.testing.assert_array_equal(_kernel(plain, "conv_b")[:, :, 1, 2], 0.0)
+    np.testing.assert_array_equal(get_masks(plain)["conv_b"], mask)
+
+
 def test_stripped_file_loads_with_plain_keras_alone(pruned_resnet, images, tmp_path):
     set_l1_penalty(pruned_resnet, 0.0)
     save_model(pruned_resnet, tmp_path / "deep" / "plain.keras")
