@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from psykedelic_cli.errors import PsykError
-from psykedelic_cli.models.layers import MicroConv2D, SwitchableL1
+from psykedelic_cli.models.layers import MicroConv2D, SwitchableL1, masked_kernel
 from psykedelic_cli.pruning.modes import get_mode, prune_mask, validate_pruning_parameters
 
 
@@ -83,7 +83,7 @@ def set_masks(model, masks: Mapping[str, np.ndarray]) -> None:
         if requested.shape != current.shape:
             raise PsykError(f"mask for layer {name!r} has shape {requested.shape}, expected {current.shape}")
         alive = np.minimum(current, (requested != 0).astype(np.float32))
-        layer.kernel.assign(_kernel(layer) * alive[None, None, :, :])
+        layer.kernel.assign(masked_kernel(layer.kernel, alive))
         if isinstance(layer, MicroConv2D):
             layer.kernel_mask.assign(alive)
 
@@ -227,16 +227,15 @@ def strip_masks(model) -> keras.Model:
     """
     layers = conv_layers(model)
     mask_ids = _mask_weight_ids(layers)
-    masked_kernels = {id(layer.kernel): layer.kernel_mask for layer in layers if isinstance(layer, MicroConv2D)}
+    mask_of_kernel = {id(layer.kernel): layer.kernel_mask for layer in layers if isinstance(layer, MicroConv2D)}
     plain = keras.models.clone_model(model, clone_function=_plain_clone, recursive=True)
-    values = []
-    for weight in model.weights:
-        if id(weight) in mask_ids:
-            continue
-        value = keras.ops.convert_to_numpy(weight)
-        if id(weight) in masked_kernels:
-            value = value * keras.ops.convert_to_numpy(masked_kernels[id(weight)])[None, None, :, :]
-        values.append(value)
+    values = [
+        keras.ops.convert_to_numpy(
+            masked_kernel(weight, mask_of_kernel[id(weight)]) if id(weight) in mask_of_kernel else weight
+        )
+        for weight in model.weights
+        if id(weight) not in mask_ids
+    ]
     # Layer.weights lists each layer's own weights then its sub-layers', so the copy's
     # order is the original's with the masks left out.
     plain.set_weights(values)
