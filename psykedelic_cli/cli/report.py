@@ -146,7 +146,7 @@ def run_report(ctx: typer.Context, spec: ReportCommand, options: dict) -> None:
     runs = Store(path).runs(status="completed", kinds=(spec.kind,), **filters)
     if not runs:
         wanted = ", ".join(f"{name}={'|'.join(map(str, value))}" for name, value in filters.items() if value)
-        raise NothingFound(f"no completed run in {path} matches {wanted or 'any filter'}")
+        raise NothingFound(f"no completed run in {path}" + (f" matches {wanted}" if wanted else ""))
     report = getattr(reports, spec.build)(runs, **({"modes": modes or None} if MODES in spec.extra else {}))
     if table_format is TableFormat.table:
         for table in report.rich_tables(console.width):
@@ -155,7 +155,7 @@ def run_report(ctx: typer.Context, spec: ReportCommand, options: dict) -> None:
         typer.echo(report.text(table_format.value), nl=False)
     if out_dir is not None:
         for written in report.write(out_dir, image_format.value):
-            err_console.print(f"wrote {written}", highlight=False, soft_wrap=True)
+            err_console.print(f"wrote {written}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _register(spec: ReportCommand) -> None:

@@ -170,3 +170,8 @@ def test_help_carries_an_example(command):
     assert "--threshold" in result.stdout and "--out-dir" in result.stdout
     assert ("--history-interval" in result.stdout) == (command == "history")
     assert bool(re.search(r"--mode\b(?!l)", result.stdout)) == (command in ("performance", "per-layer", "history"))
+
+
+def test_an_empty_or_missing_store_is_nothing_found(tmp_path):
+    result = psyk(tmp_path / "none.json", "eig-stats")
+    assert (result.exit_code, result.stderr) == (1, f"psyk: error: no completed run in {tmp_path / 'none.json'}\n")
