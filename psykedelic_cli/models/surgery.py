@@ -19,7 +19,8 @@ import numpy as np
 
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.models.layers import MicroConv2D, SwitchableL1, masked_kernel
-from psykedelic_cli.pruning.modes import get_mode, prune_mask, validate_pruning_parameters
+from psykedelic_cli.pruning.modes import get_mode, layer_kernels, prune_mask, validate_pruning_parameters
+from psykedelic_cli.pruning.statistics import KernelStatistics, kernel_statistics
 
 
 def _layers_in_order(model) -> Iterator[keras.layers.Layer]:
@@ -143,12 +144,14 @@ def compute_masks(
     rate: float,
     seed: int | None = None,
     rng: np.random.Generator | None = None,
+    statistics: Mapping[str, KernelStatistics] | None = None,
 ) -> dict[str, np.ndarray]:
     """The masks ``mode`` would leave on every Conv2D, starting from the current ones; nothing is applied.
 
     Random modes draw from ``rng``, else from ``numpy.random.default_rng(seed)`` with
     seed 0 when ``seed`` is None, so the same model and arguments give the same masks.
-    One generator serves all layers in model order.
+    One generator serves all layers in model order. ``statistics`` (from
+    ``layer_statistics``) lets several modes share one computation on unchanged kernels.
     """
     spec = get_mode(mode)
     validate_pruning_parameters(threshold, contribution_threshold, rate)
@@ -166,10 +169,16 @@ def compute_masks(
             contribution_threshold=contribution_threshold,
             rate=rate,
             rng=rng,
+            stats=None if statistics is None else statistics[layer.name],
             layer=layer.name,
         )
         for layer in layers
     }
+
+
+def layer_statistics(model) -> dict[str, KernelStatistics]:
+    """Lazy kernel statistics of every Conv2D, keyed by layer name; valid while the kernels are unchanged."""
+    return {layer.name: kernel_statistics(layer_kernels(_kernel(layer)), layer=layer.name) for layer in conv_layers(model)}
 
 
 def prune_model(

@@ -70,8 +70,9 @@ def compare_modes(
     Every mode prunes a copy of the current masks; the model's kernels and masks are
     restored exactly after each one.
     """
-    from psykedelic_cli.models.surgery import compute_masks, parameter_report, set_masks, trial_masks
+    from psykedelic_cli.models.surgery import compute_masks, layer_statistics, parameter_report, set_masks, trial_masks
 
+    statistics = layer_statistics(model)  # the kernels stay unchanged between modes: compute once
     baseline_metrics = evaluate(model)
     baseline_report = parameter_report(model)
     performance = {BASELINE: performance_row(baseline_metrics, baseline_report, None)}
@@ -87,6 +88,7 @@ def compare_modes(
                 contribution_threshold=contribution_threshold,
                 rate=rate,
                 seed=seed,
+                statistics=statistics,
             )
             set_masks(model, masks)
             report = parameter_report(model)

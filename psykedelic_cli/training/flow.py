@@ -16,9 +16,15 @@ import keras
 import numpy as np
 
 from psykedelic_cli.errors import PsykError
-from psykedelic_cli.models.layers import MicroConv2D
 from psykedelic_cli.models.resnet import build_micro_resnet
-from psykedelic_cli.models.surgery import conv_layers, get_masks, parameter_report, prune_model, set_l1_penalty
+from psykedelic_cli.models.surgery import (
+    conv_layers,
+    get_masks,
+    load_model,
+    parameter_report,
+    prune_model,
+    set_l1_penalty,
+)
 from psykedelic_cli.pruning.analysis import kernel_analysis
 from psykedelic_cli.store import Store, new_run_document
 from psykedelic_cli.store.schema import BASELINE
@@ -62,8 +68,7 @@ def load_initial_weights(model, path: Path) -> None:
     """Initial weights from a ``.keras`` model or a ``.weights.h5`` file of the same architecture."""
     try:
         if str(path).endswith(".keras"):
-            source = keras.models.load_model(path, compile=False, custom_objects={"MicroConv2D": MicroConv2D})
-            model.set_weights(source.get_weights())
+            model.set_weights(load_model(path).get_weights())
         else:
             model.load_weights(path)
     except (ValueError, OSError) as exc:

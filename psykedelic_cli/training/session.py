@@ -59,18 +59,14 @@ def train_all(configs: list[TrainConfig], store_file: Path, *, console: Console,
 def record_model(model_file: Path, config: TrainConfig, store_file: Path, *, console: Console,
                  err_console: Console) -> dict:
     """Kernel analysis and comparison of a trained ``.keras`` model, recorded as a completed run."""
-    import keras
-
     from psykedelic_cli.errors import PsykError
-    from psykedelic_cli.models.layers import MicroConv2D
+    from psykedelic_cli.models.surgery import load_model
     from psykedelic_cli.training.comparison import Evaluator
-    from psykedelic_cli.training.flow import PhaseTimer, analyse_and_compare, seed_everything
+    from psykedelic_cli.training.flow import analyse_and_compare, seed_everything
+    from psykedelic_cli.training.recorder import PhaseTimer
 
     seed_everything(config.seed)
-    try:
-        model = keras.models.load_model(model_file, compile=False, custom_objects={"MicroConv2D": MicroConv2D})
-    except Exception as exc:  # Keras raises many types for unreadable files
-        raise PsykError(f"cannot load model {model_file}: {exc}".splitlines()[0]) from None
+    model = load_model(model_file)
     dataset = _load(config)
     expected = tuple(model.input_shape[1:])
     if expected != tuple(dataset.input_shape):
