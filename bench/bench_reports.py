@@ -1,7 +1,7 @@
 """Benchmark: every ``psyk report`` over a store of 1,000 ResNet-32-sized runs.
 
 The store is shaped like bench_store's: 33 conv layers, the None baseline and the eight
-base criteria compared, per-layer lists, a 10-epoch history (with per-layer lists), a
+base criteria compared, per-layer lists, a 10-epoch history (per-layer lists in their own kind), a
 200-epoch learning curve, three datasets (so three groups, and charts, per report).
 Each report's time is split into read (the store query), aggregate (building the
 tables and chart data) and render (tables as text plus every chart as PNG), and the
@@ -128,12 +128,16 @@ def synthetic_run(rng: np.random.Generator, index: int) -> dict:
                 },
                 "rule": "own",
             },
-            "history": [
-                {"epoch": epoch, "performance": perf, "pruning_per_layer": layers}
-                for epoch in range(10, 110, 10)
-                for perf, layers in [_comparison(rng, epoch / 100)]
-            ],
+            **history_kinds([(epoch, *_comparison(rng, epoch / 100)) for epoch in range(10, 110, 10)]),
         },
+    }
+
+
+def history_kinds(points) -> dict:
+    """``history`` and ``per_layer_history`` from ``(epoch, performance, per-layer)`` triples."""
+    return {
+        "history": [{"epoch": epoch, "performance": perf} for epoch, perf, _ in points],
+        "per_layer_history": [{"epoch": epoch, "pruning_per_layer": layers} for epoch, _, layers in points],
     }
 
 

@@ -84,8 +84,11 @@ def resnet32_run(rng: random.Random, index: int) -> dict:
         "pruning_per_layer": {m: _per_layer(rng) for m in MODES},
         "final": {**_row(rng), "mode": mode},
         "history": [
-            {"epoch": step * doc["config"]["history_interval"], "performance": {m: _row(rng) for m in MODES},
-             "pruning_per_layer": {m: _per_layer(rng) for m in MODES}}
+            {"epoch": step * doc["config"]["history_interval"], "performance": {m: _row(rng) for m in MODES}}
+            for step in range(HISTORY_STEPS)
+        ],
+        "per_layer_history": [
+            {"epoch": step * doc["config"]["history_interval"], "pruning_per_layer": {m: _per_layer(rng) for m in MODES}}
             for step in range(HISTORY_STEPS)
         ],
     }

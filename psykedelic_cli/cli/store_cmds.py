@@ -179,8 +179,10 @@ def _describe_result(kind: str, value) -> str:
     if kind in ("performance", "pruning_per_layer"):
         layers = max((len(rows) for rows in value.values() if isinstance(rows, list)), default=None)
         return f"{len(value)} modes" + (f" × {layers} layers" if layers is not None else "")
-    if kind == "history":
+    if kind in ("history", "per_layer_history", "pruning_stages"):
         return f"{len(value)} steps, epochs {value[0]['epoch']}–{value[-1]['epoch']}" if value else "empty"
+    if kind == "timings":
+        return ", ".join(f"{phase.replace('_', ' ')} {seconds:.1f} s" for phase, seconds in value.items())
     if kind == "eig_stats":
         return f"complex eigenvalues {_percent(value.get('complex_ratio'))}"
     if kind == "set_analysis":

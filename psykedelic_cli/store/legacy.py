@@ -429,7 +429,7 @@ def _build_run(group: _Group, index: int, runs: int, file: Path) -> dict:
     set_analysis = group.lists.get("set_analysis", [])
     if index < len(set_analysis):
         results["set_analysis"] = convert_set_analysis(set_analysis[index][1], set_analysis[index][0])
-    history: dict[int, dict] = defaultdict(dict)
+    history: dict[str, dict[int, dict]] = {"performance": {}, "pruning_per_layer": {}}
     for chart, entries in group.sub_keyed.items():
         if index >= len(entries):
             continue
@@ -442,13 +442,10 @@ def _build_run(group: _Group, index: int, runs: int, file: Path) -> dict:
         else:
             convert = convert_performance_history if chart == "performance_history" else convert_pruning_per_layer_history
             kind = "performance" if chart == "performance_history" else "pruning_per_layer"
-            for epoch, per_mode in convert(entry, int(float(sub_key)), where).items():
-                history[epoch][kind] = per_mode
-    if history:
-        results["history"] = [
-            {"epoch": epoch, "performance": history[epoch].get("performance", {}), "pruning_per_layer": history[epoch].get("pruning_per_layer", {})}
-            for epoch in sorted(history)
-        ]
+            history[kind].update(convert(entry, int(float(sub_key)), where))
+    for kind, result_kind in (("performance", "history"), ("pruning_per_layer", "per_layer_history")):
+        if history[kind]:
+            results[result_kind] = [{"epoch": epoch, kind: history[kind][epoch]} for epoch in sorted(history[kind])]
     modes = _line_up(group, "learning_curve", runs) or _line_up(group, "eig_analysis", runs)
     intervals = _line_up(group, "performance_history", runs) or _line_up(group, "pruning_per_layer_history", runs)
     compared = list(results.get("performance") or group.per_mode)

@@ -36,7 +36,21 @@ def _v0_to_v1(doc: dict) -> dict:
     return doc
 
 
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _v0_to_v1}
+def _v1_to_v2(doc: dict) -> dict:
+    """Version 1 kept each history point's per-layer lists inside ``history``; version 2
+    moves them to ``per_layer_history`` so reading the history does not read them."""
+    results = doc.setdefault("results", {})
+    history = results.get("history")
+    if isinstance(history, list) and any(isinstance(p, dict) and "pruning_per_layer" in p for p in history):
+        results["per_layer_history"] = [
+            {"epoch": point.get("epoch"), "pruning_per_layer": point.pop("pruning_per_layer")}
+            for point in history
+            if isinstance(point, dict) and "pruning_per_layer" in point
+        ]
+    return doc
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _v0_to_v1, 1: _v1_to_v2}
 
 
 def migrate_run(doc: dict) -> dict:

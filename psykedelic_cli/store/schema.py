@@ -3,7 +3,7 @@
 This module is the contract between training (which writes runs), the store (which
 keeps them) and the reports (which read them). It has no TensorFlow import.
 
-A run document (``SCHEMA_VERSION`` 1) is a JSON object::
+A run document (``SCHEMA_VERSION`` 2) is a JSON object::
 
     {
       "id": "20261126T011234-3f9c2a",      # unique run id; commands accept any unique prefix
@@ -68,7 +68,14 @@ and the *per-layer list* of one mode is ``[{"layer", "active_params", "total_par
                           "rule": "own" | "raw"}
                          "own": each criterion's own rule (det vs t^n, det_corr vs t^2n);
                          "raw": the original's chart rule (raw |det| vs t), legacy imports only.
-    history              [{"epoch": e, "performance": {mode: row}, "pruning_per_layer": {mode: list}}]
+    history              [{"epoch": e, "performance": {mode: row}}]   (every history_interval epochs of stage 1)
+    per_layer_history    [{"epoch": e, "pruning_per_layer": {mode: list}}]
+                         (kept apart from ``history`` because it is most of a run's bytes and
+                         the history report does not need it; version 1 had both in ``history``)
+    pruning_stages       [{"stage", "epoch", "active_params", "total_params", "compression_ratio",
+                           "alive_kernels", "total_kernels"}]: the model after each pruning stage
+    pruning_per_layer_final  per-layer list of the trained model at the end
+    timings              {"training", "kernel_analysis", "comparison", "history": seconds}
     legacy               legacy-only extras kept verbatim (e.g. the original's "eig_analysis")
 
 Fractions are stored in [0, 1] everywhere (reports show percentages).
@@ -76,7 +83,7 @@ Fractions are stored in [0, 1] everywhere (reports show percentages).
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 STATUSES = ("running", "completed", "failed", "interrupted")
 
@@ -113,6 +120,10 @@ RESULT_KINDS = (
     "set_analysis",
     "pruning_per_threshold",
     "history",
+    "per_layer_history",
+    "pruning_stages",
+    "pruning_per_layer_final",
+    "timings",
 )
 
 PERFORMANCE_FIELDS = (

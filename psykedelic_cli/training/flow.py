@@ -117,6 +117,7 @@ class StagedRun:
         self.timer = PhaseTimer()
         self.evaluate = Evaluator(dataset.x_test, dataset.y_test, batch_size=max(256, config.batch_size))
         self.history: list = []
+        self.per_layer_history: list = []
         self.pruning_stages: list = []
 
     def compare(self) -> dict:
@@ -124,8 +125,9 @@ class StagedRun:
 
     def record_history(self, epoch: int, result: dict, seconds: float) -> None:
         self.timer.add("history", seconds)
-        self.history.append({"epoch": epoch, **result})
-        self.recorder.put(history=self.history)
+        self.history.append({"epoch": epoch, "performance": result["performance"]})
+        self.per_layer_history.append({"epoch": epoch, "pruning_per_layer": result["pruning_per_layer"]})
+        self.recorder.put(history=self.history, per_layer_history=self.per_layer_history)
 
     def stage_callbacks(self, stage: int, n_epochs: int, learning_curve, lr_schedule) -> list:
         config = self.config

@@ -31,7 +31,7 @@ def results(accuracy: float) -> dict:
         },
         "set_analysis": {"criteria": ["det", "weight"], "total_kernels": 2, "shares": {"": 1 - accuracy, "det": accuracy}},
         "pruning_per_threshold": {"thresholds": [1e-4, 1e-3], "pruned_ratio": {"det": [0.1, accuracy]}, "rule": "own"},
-        "history": [{"epoch": 1, "performance": rows, "pruning_per_layer": {}}],
+        "history": [{"epoch": 1, "performance": rows}],
     }
 
 

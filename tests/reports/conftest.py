@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from psykedelic_cli.store.schema import SCHEMA_VERSION
+
 CONFIG = {
     "model": "MicroResNet32",
     "depth": 32,
@@ -35,7 +37,7 @@ def run_document(run_id: str, results: dict, *, status: str = "completed", **con
     assert not unknown, f"not config fields: {unknown}"
     return {
         "id": run_id,
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "status": status,
         "error": None,
         "source": "train",

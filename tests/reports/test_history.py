@@ -10,7 +10,7 @@ from psykedelic_cli.reports.history import aggregate_history, history_report, wi
 def point(epoch: int, none_accuracy: float, **modes: tuple[float, float, float]) -> dict:
     rows = {"None": {"accuracy": none_accuracy, "compression_ratio": 0.0, "score": 0.0}}
     rows.update({m: {"accuracy": a, "compression_ratio": c, "score": s} for m, (a, c, s) in modes.items()})
-    return {"epoch": epoch, "performance": rows, "pruning_per_layer": {}}
+    return {"epoch": epoch, "performance": rows}
 
 
 @pytest.fixture

@@ -247,19 +247,21 @@ def test_pruning_per_threshold_goes_to_runs_in_threshold_order(imported):
 
 
 def test_history_from_both_history_charts(imported):
-    history = imported[(KEY_32, "1e-04", 0)]["results"]["history"]
+    results = imported[(KEY_32, "1e-04", 0)]["results"]
+    history, per_layer = results["history"], results["per_layer_history"]
     assert [step["epoch"] for step in history] == [0, 5, 10]
+    assert [step["epoch"] for step in per_layer] == [0, 5, 10]
     middle = history[1]
     assert middle["performance"]["min_eig"]["accuracy"] == 0.69
     assert middle["performance"]["min_eig"]["active_params"] == 300000
     assert middle["performance"]["min_eig"]["compression_ratio"] == pytest.approx(1 - 300000 / 470218)
     assert middle["performance"]["None"]["recall"] == 0.5
-    assert [row["active_params"] for row in middle["pruning_per_layer"]["min_eig"]] == [300, 2000]
+    assert [row["active_params"] for row in per_layer[1]["pruning_per_layer"]["min_eig"]] == [300, 2000]
     # The second run's interval-10 entries were stored as bare objects.
-    bare = imported[(KEY_32, "1e-04", 1)]["results"]["history"]
-    assert [step["epoch"] for step in bare] == [0, 10]
-    assert bare[1]["performance"]["min_eig"]["score"] == 0.1
-    assert [row["active_params"] for row in bare[1]["pruning_per_layer"]["min_eig"]] == [400, 2200]
+    results = imported[(KEY_32, "1e-04", 1)]["results"]
+    assert [step["epoch"] for step in results["history"]] == [0, 10]
+    assert results["history"][1]["performance"]["min_eig"]["score"] == 0.1
+    assert [row["active_params"] for row in results["per_layer_history"][1]["pruning_per_layer"]["min_eig"]] == [400, 2200]
 
 
 def test_unknown_charts_are_kept(imported):

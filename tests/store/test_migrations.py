@@ -27,15 +27,29 @@ def _version_0_run(run_id: str) -> dict:
 
 def test_version_0_set_analysis_counts_become_shares():
     doc = migrate_run(_version_0_run("r0"))
-    assert doc["schema_version"] == SCHEMA_VERSION == 1
+    assert doc["schema_version"] == SCHEMA_VERSION == 2
     assert doc["results"]["set_analysis"] == {
         "criteria": ["det", "weight"], "total_kernels": 200, "shares": {"det": 0.15, "det+weight": 0.25, "": 0.6},
     }
     assert doc["results"]["pruning_per_threshold"]["rule"] == "own"
 
 
+def test_version_1_history_per_layer_lists_move_to_their_own_kind():
+    layers = [{"layer": "conv", "active_params": 5, "total_params": 9, "alive_kernels": 1, "total_kernels": 1}]
+    doc = migrate_run({"id": "r1", "schema_version": 1, "results": {"history": [
+        {"epoch": 2, "performance": {"None": {"accuracy": 0.9}}, "pruning_per_layer": {"det": layers}},
+        {"epoch": 4, "performance": {"None": {"accuracy": 0.95}}, "pruning_per_layer": {"det": []}},
+    ]}})
+    assert doc["schema_version"] == 2
+    assert doc["results"]["history"] == [
+        {"epoch": 2, "performance": {"None": {"accuracy": 0.9}}}, {"epoch": 4, "performance": {"None": {"accuracy": 0.95}}}]
+    assert doc["results"]["per_layer_history"] == [
+        {"epoch": 2, "pruning_per_layer": {"det": layers}}, {"epoch": 4, "pruning_per_layer": {"det": []}}]
+
+
 def test_current_documents_are_left_alone():
-    doc = {"id": "r1", "schema_version": 1, "results": {"set_analysis": {"shares": {"": 1.0}}}}
+    doc = {"id": "r1", "schema_version": 2, "results": {"set_analysis": {"shares": {"": 1.0}},
+                                                        "history": [{"epoch": 1, "performance": {}}]}}
     assert migrate_run(json.loads(json.dumps(doc))) == doc
 
 
@@ -55,7 +69,7 @@ def test_a_store_in_our_layout_with_an_older_stamp_is_migrated(tmp_path):
     path = tmp_path / "store.json"
     Store(path).add_run({"id": "20250101T000000-cccccc", "config": {}})
     # Same-length edits: the file keeps its layout and size, but says version 0 throughout.
-    path.write_bytes(path.read_bytes().replace(b'"schema_version":1', b'"schema_version":0'))
+    path.write_bytes(path.read_bytes().replace(b'"schema_version":2', b'"schema_version":0'))
     assert json.loads(path.read_bytes())["runs"]["1"]["schema_version"] == 0
     run = Store(path).get_run("20250101T000000-cccccc")
     assert run["schema_version"] == SCHEMA_VERSION
@@ -63,8 +77,8 @@ def test_a_store_in_our_layout_with_an_older_stamp_is_migrated(tmp_path):
 
 
 def test_documents_from_a_newer_schema_are_refused(tmp_path):
-    with pytest.raises(PsykError, match="schema version 2; this psyk reads versions 0 to 1"):
-        migrate_run({"id": "r", "schema_version": 2})
+    with pytest.raises(PsykError, match="schema version 3; this psyk reads versions 0 to 2"):
+        migrate_run({"id": "r", "schema_version": 3})
     path = tmp_path / "new.json"
     path.write_text(json.dumps({"runs": {"1": {"id": "r", "schema_version": 5}}}))
     with pytest.raises(PsykError, match=f"store {path}: run document '1': run 'r' has schema version 5"):

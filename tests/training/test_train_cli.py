@@ -45,7 +45,7 @@ def test_run_is_completed_with_every_result_kind(trained):
     assert run["config"]["mode"] == "weight" and run["config"]["seed"] == 3
     results = run["results"]
     for kind in ("learning_curve", "performance", "pruning_per_layer", "final", "eig_stats", "set_analysis",
-                 "pruning_per_threshold", "history", "timings"):
+                 "pruning_per_threshold", "history", "per_layer_history", "pruning_stages", "timings"):
         assert kind in results, kind
     assert set(results["performance"]) == {BASELINE, *BASE_CRITERIA}
     for row in [*results["performance"].values(), results["final"]]:
