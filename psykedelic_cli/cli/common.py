@@ -47,3 +47,27 @@ OutDirOption = Annotated[
 ImageFormatOption = Annotated[
     ImageFormat, typer.Option("--image-format", help="Chart file format.")
 ]
+
+
+def import_tensorflow() -> None:
+    """Import TensorFlow with its native start-up chatter silenced.
+
+    TensorFlow's C++ side writes notes such as "Could not find cuda drivers" straight to
+    file descriptor 2 before any log level applies, so the descriptor itself is pointed
+    at /dev/null for the import (Python errors still raise normally afterwards).
+    Commands that train or load models call this first; store-only commands never do.
+    """
+    import os
+    import sys
+
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

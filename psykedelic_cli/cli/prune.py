@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -14,7 +13,7 @@ from rich.table import Table
 from typer.core import TyperCommand
 
 from psykedelic_cli.cli.app import app
-from psykedelic_cli.cli.common import console
+from psykedelic_cli.cli.common import console, import_tensorflow
 from psykedelic_cli.errors import PsykError
 
 
@@ -91,7 +90,7 @@ def prune(
 ) -> None:
     """Kill the kernels a pruning mode marks in every Conv2D of MODEL; write the pruned model; report what is left."""
     _check_request(model, output, mode, threshold, contribution_threshold, rate)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_tensorflow()
     from psykedelic_cli.models.surgery import load_model, prune_model, save_model
 
     network = load_model(model)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from psykedelic_cli.cli.app import app
-from psykedelic_cli.cli.common import console, err_console, store_path
+from psykedelic_cli.cli.common import console, err_console, import_tensorflow, store_path
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.store.schema import BASE_CRITERIA
 from psykedelic_cli.training.config import OPTIMIZERS, TrainConfig
@@ -111,6 +111,7 @@ def train(
     for run in runs:
         run.validate()
 
+    import_tensorflow()
     from psykedelic_cli.training.session import train_all
 
     train_all(runs, store_path(ctx), console=console, err_console=err_console)
@@ -137,6 +138,7 @@ def record(
         contribution_threshold=contribution_threshold, rate=rate, batch_size=batch_size, seed=seed, mode=None,
         out_dir=None,
     ).validate()
+    import_tensorflow()
     from psykedelic_cli.training.session import record_model
 
     record_model(model, config, store_path(ctx), console=console, err_console=err_console)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -112,15 +113,17 @@ def run_table(run: dict) -> Table:
     table = Table(
         title=f"run {run['id']}: {config.get('model')} on {config.get('dataset')} ({total:,} parameters)",
         title_justify="left",
+        box=box.SIMPLE_HEAD,
     )
-    for column in ("mode", "pruned kernels", "active params", "compression", "accuracy", "score"):
-        table.add_column(column, justify="left" if column == "mode" else "right")
+    table.add_column("mode", no_wrap=True)
+    for column in ("pruned kernels", "active params", "compression", "accuracy", "score"):
+        table.add_column(column, justify="right")
     for name, row in rows:
         pruned = None
         if row.get("total_kernels") is not None and row.get("alive_kernels") is not None:
             pruned = row["total_kernels"] - row["alive_kernels"]
         table.add_row(
-            f"{name} (unpruned)" if name == BASELINE else name,
+            "None (unpruned)" if name == BASELINE else name,
             "—" if pruned is None else f"{pruned:,}",
             f"{row['active_params']:,}",
             f"{row['compression_ratio']:.2%}",
@@ -134,7 +137,7 @@ def run_table(run: dict) -> Table:
 
 
 def summary_table(runs: list[dict]) -> Table:
-    table = Table(title="runs", title_justify="left")
+    table = Table(title="runs", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("run", "mode", "L1", "seed", "status", "accuracy", "compression", "score"):
         table.add_column(column, justify="left" if column in ("run", "mode", "status") else "right")
     for run in runs:
