@@ -1,16 +1,21 @@
 """One fixed look per criterion and mode, shared by every chart and table.
 
-A mode is a statistic × a scope (SPEC.md): the statistic picks the colour (so
-``det``, ``det_contrib`` and ``det_sorted_kernels`` read as one family), the scope
-picks the hatch of a bar and the dash of a line. Letters code criteria in the
-set-analysis charts; they are fixed too, so "c" is min_eig in every figure.
+A mode is a statistic × a scope (``psykedelic_cli.pruning.modes.MODES``): the
+statistic picks the colour (so ``det``, ``det_contrib`` and ``det_sorted_kernels``
+read as one family), the scope picks the hatch of a bar and the dash of a line.
+Letters code criteria in the set-analysis charts; they are fixed too, so "c" is
+min_eig in every figure.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from psykedelic_cli.pruning.modes import MODES
 from psykedelic_cli.store.schema import BASE_CRITERIA, BASELINE
+
+RANDOM = "random"
+"""The statistic of the random modes in colours (their ``Mode.statistic`` is None)."""
 
 # Pairs of related criteria share a hue (dark = the |λ| / det version, light = its
 # variant) so the eight stay tellable apart in print and for colour-blind readers.
@@ -23,22 +28,20 @@ CRITERION_COLORS = {
     "spectral_radius_real": "#82c26e",
     "spectral_norm": "#7d3c98",
     "weight": "#8c564b",
-    "random": "#7f7f7f",
+    RANDOM: "#7f7f7f",
 }
 BASELINE_COLOR = "#222222"
 UNKNOWN_COLOR = "#bdbdbd"
 
-# Scope of a mode, recognised by its name's suffix (SPEC.md mode families), in SPEC order.
-SCOPES = ("threshold", "contribution", "sorted_kernels", "sorted_neurons")
-_SCOPE_SUFFIXES = (("_contrib", "contribution"), ("_sorted_kernels", "sorted_kernels"), ("_sorted_neurons", "sorted_neurons"))
-_SCOPE_HATCH = {"threshold": "", "contribution": "//", "sorted_kernels": "..", "sorted_neurons": "xx"}
-_SCOPE_LINESTYLE = {"threshold": "-", "contribution": "--", "sorted_kernels": ":", "sorted_neurons": "-."}
-_SCOPE_MARKER = {"threshold": "o", "contribution": "s", "sorted_kernels": "^", "sorted_neurons": "D"}
+# Keyed by the scopes of psykedelic_cli.pruning.modes.MODES.
+_SCOPE_HATCH = {"kernel": "", "contribution": "//", "sorted_kernels": "..", "sorted_neurons": "xx"}
+_SCOPE_LINESTYLE = {"kernel": "-", "contribution": "--", "sorted_kernels": ":", "sorted_neurons": "-."}
+_SCOPE_MARKER = {"kernel": "o", "contribution": "s", "sorted_kernels": "^", "sorted_neurons": "D"}
 
 CRITERION_LETTERS = {criterion: letter for letter, criterion in zip("abcdefgh", BASE_CRITERIA)}
 """a = det, b = det_corr, c = min_eig, … h = weight (BASE_CRITERIA order), in every chart."""
 
-_STATISTIC_ORDER = (*BASE_CRITERIA, "random")
+_MODE_ORDER = {name: position for position, name in enumerate(MODES)}
 
 
 @dataclass(frozen=True)
@@ -50,16 +53,16 @@ class Style:
 
 
 def mode_parts(mode: str) -> tuple[str, str]:
-    """``(statistic, scope)`` of a mode name: ``det_sorted_kernels`` → ``("det", "sorted_kernels")``.
+    """``(statistic, scope)`` of a mode from ``MODES``: ``det_sorted_kernels`` → ``("det", "sorted_kernels")``.
 
-    ``random_kernels`` / ``random_neurons`` are the random statistic in the sorted scopes.
+    The random modes have the statistic ``"random"``; a name that is no mode (a base
+    criterion of a legacy chart, the "None" baseline) reads as its own statistic in the
+    kernel scope.
     """
-    if mode in ("random_kernels", "random_neurons"):
-        return "random", "sorted_" + mode.removeprefix("random_")
-    for suffix, scope in _SCOPE_SUFFIXES:
-        if mode.endswith(suffix):
-            return mode.removesuffix(suffix), scope
-    return mode, "threshold"
+    spec = MODES.get(mode)
+    if spec is None:
+        return mode, "kernel"
+    return spec.statistic or RANDOM, spec.scope
 
 
 def mode_style(mode: str) -> Style:
@@ -73,12 +76,11 @@ def mode_style(mode: str) -> Style:
 
 
 def mode_sort_key(mode: str) -> tuple:
-    """SPEC order: the baseline, then scope by scope, statistics in BASE_CRITERIA order; unknown names last."""
+    """SPEC order (the order of ``MODES``) after the baseline; unknown names last, by name."""
     if mode == BASELINE:
         return (0,)
-    statistic, scope = mode_parts(mode)
-    if statistic in _STATISTIC_ORDER:
-        return (1, SCOPES.index(scope), _STATISTIC_ORDER.index(statistic))
+    if mode in _MODE_ORDER:
+        return (1, _MODE_ORDER[mode])
     return (2, mode)
 
 

@@ -27,10 +27,9 @@ from psykedelic_cli.reports.aggregate import (
     summarize,
     varying_settings,
 )
-from psykedelic_cli.reports.palette import mode_style
+from psykedelic_cli.reports.palette import mode_sort_key, mode_style
 from psykedelic_cli.reports.report import Chart, Report
 from psykedelic_cli.reports.tables import Cell, Table
-from psykedelic_cli.store.schema import BASE_CRITERIA
 
 RULES = {
     "own": "each criterion's own rule: |det K| ≥ tⁿ, |det KᵀK| ≥ t²ⁿ, the others ≥ t",
@@ -54,12 +53,8 @@ def aggregate_per_threshold(runs: Sequence[dict]) -> CriterionStats:
                 per_threshold.setdefault(threshold, []).append(ratio)
     return {
         criterion: {t: stat for t in sorted(values[criterion]) if (stat := summarize(values[criterion][t]))}
-        for criterion in sorted(values, key=_criterion_order)
+        for criterion in sorted(values, key=mode_sort_key)
     }
-
-
-def _criterion_order(criterion: str) -> tuple:
-    return (0, BASE_CRITERIA.index(criterion)) if criterion in BASE_CRITERIA else (1, criterion)
 
 
 def per_threshold_report(runs: Sequence[dict]) -> Report:
