@@ -16,27 +16,17 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from psykedelic_cli.errors import NothingFound
+from psykedelic_cli.store.schema import CONFIG_FIELDS
 
 STD_NOTE = "mean ± population std (ddof=0, as the original)"
 
-SETTINGS = (
-    "optimizer",
-    "loss",
-    "lr",
-    "epochs",
-    "batch_size",
-    "steps",
-    "momentum",
-    "decay",
-    "l1_penalty",
-    "threshold",
-    "contribution_threshold",
-    "rate",
-    "residual",
-    "history_interval",
-)
-"""Config fields that change a run's results; ``seed``, ``depth`` (implied by the model),
-``mode`` and ``compare`` do not change the first-stage analysis every report reads."""
+_NOT_SETTINGS = ("model", "depth", "dataset", "mode", "compare", "seed")
+"""Config fields that never split a report: ``model`` and ``dataset`` are every report's own
+keys, ``depth`` is implied by the model, ``seed`` repeats an experiment, and ``mode`` and
+``compare`` do not change the first-stage analysis every report reads."""
+
+SETTINGS = tuple(name for name in CONFIG_FIELDS if name not in _NOT_SETTINGS)
+"""Config fields that change a run's results: every other field of the schema's config."""
 
 _FIRST_STAGE_SETTINGS = tuple(s for s in SETTINGS if s != "history_interval")
 """History sampling does not change the end-of-first-stage results."""

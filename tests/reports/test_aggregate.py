@@ -41,6 +41,11 @@ def test_varying_settings_split_only_what_differs(make_run):
     assert varying_settings(runs, first_stage=False) == ("l1_penalty", "history_interval")
 
 
+
+def test_runs_from_different_initial_weights_are_never_averaged(make_run):
+    runs = [make_run("a", {}, init_mode="default"), make_run("b", {}, init_mode="imagenet")]
+    assert varying_settings(runs) == ("init_mode",)
+
 def test_natural_order_puts_numbers_in_names_in_numeric_order():
     names = ["MicroResNet110", None, "MicroResNet20", "MicroResNet56"]
     assert sorted(names, key=natural_key) == ["MicroResNet20", "MicroResNet56", "MicroResNet110", None]
