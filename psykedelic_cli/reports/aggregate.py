@@ -50,15 +50,20 @@ def summarize(values: Iterable[float | None]) -> Stat | None:
     return Stat(float(array.mean()), float(array.std()), int(array.size))
 
 
-def summarize_columns(rows: Sequence[Sequence[float | None]]) -> list[Stat | None]:
-    """Column-wise ``summarize`` of ragged rows (one row per run); a shorter row is missing there."""
-    if not rows:
-        return []
-    width = max(len(row) for row in rows)
+def ragged_matrix(rows: Sequence[Sequence[float | None]], width: int | None = None) -> np.ndarray:
+    """Ragged rows as a (rows × ``width``) float matrix (default: the longest row's length),
+    NaN where a row is shorter or holds ``None``."""
+    if width is None:
+        width = max((len(row) for row in rows), default=0)
     matrix = np.full((len(rows), width), np.nan)
     for i, row in enumerate(rows):
         matrix[i, : len(row)] = [np.nan if v is None else v for v in row]
-    return summarize_matrix(matrix)
+    return matrix
+
+
+def summarize_columns(rows: Sequence[Sequence[float | None]]) -> list[Stat | None]:
+    """Column-wise ``summarize`` of ragged rows (one row per run); a shorter row is missing there."""
+    return summarize_matrix(ragged_matrix(rows))
 
 
 def summarize_matrix(matrix: np.ndarray) -> list[Stat | None]:

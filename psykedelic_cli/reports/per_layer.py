@@ -21,6 +21,7 @@ from psykedelic_cli.reports.aggregate import (
     group_by_config,
     group_stem,
     group_title,
+    ragged_matrix,
     runs_with,
     settings_text,
     summarize_matrix,
@@ -48,10 +49,8 @@ class LayerStats:
 
 
 def _matrix(lists: Sequence[Sequence[dict]], field: str, width: int) -> np.ndarray:
-    matrix = np.full((len(lists), width), np.nan)
-    for i, layers in enumerate(lists):
-        matrix[i, : len(layers)] = [np.nan if layer.get(field) is None else layer[field] for layer in layers]
-    return matrix
+    """(runs × layers) values of ``field`` from per-layer lists, NaN where missing."""
+    return ragged_matrix([[layer.get(field) for layer in layers] for layers in lists], width)
 
 
 def aggregate_per_layer(runs: Sequence[dict], modes: Sequence[str] | None = None) -> LayerStats | None:
