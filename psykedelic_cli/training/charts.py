@@ -5,23 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def _pyplot():
-    import matplotlib
+def _figure(width: float, height: float, **subplots):
+    """A constrained-layout figure and its subplots, built without pyplot: no backend
+    switch and no figure registry in the caller's session (a notebook keeps its own)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    figure = Figure(figsize=(width, height), layout="constrained")
+    return figure, figure.subplots(**subplots)
 
 
 def learning_curve_chart(run: dict, path: Path) -> Path:
     """Loss and accuracy (train and validation) per epoch, stages shaded, pruning points marked."""
-    plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     curve = run.get("results", {}).get("learning_curve") or {}
     epochs = curve.get("epoch", [])
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    fig, (ax_loss, ax_acc) = _figure(10, 3.6, ncols=2)
     for ax, key, label in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
         for prefix, style in (("", "-"), ("val_", "--")):
             values = curve.get(prefix + key)
@@ -39,19 +38,17 @@ def learning_curve_chart(run: dict, path: Path) -> Path:
     config = run.get("config", {})
     fig.suptitle(f"{config.get('model')} on {config.get('dataset')}, mode {config.get('mode')}: learning curve")
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
 def per_layer_chart(run: dict, path: Path) -> Path:
     """Active vs total parameters per conv layer of the trained model, with the active ratio."""
-    plt = _pyplot()
     layers = run.get("results", {}).get("pruning_per_layer_final") or []
     names = [layer["layer"] for layer in layers]
     total = [layer["total_params"] for layer in layers]
     active = [layer["active_params"] for layer in layers]
     width = max(6.0, 0.28 * len(names) + 2)
-    fig, ax = plt.subplots(figsize=(width, 4), constrained_layout=True)
+    fig, ax = _figure(width, 4)
     positions = range(len(names))
     ax.bar(positions, total, color="#d0d0d0", label="total parameters")
     ax.bar(positions, active, color="#1f77b4", label="active parameters")
@@ -70,5 +67,4 @@ def per_layer_chart(run: dict, path: Path) -> Path:
     fig.suptitle(f"{config.get('model')} on {config.get('dataset')}, mode {config.get('mode')}: parameters per layer",
                  fontsize=10)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
