@@ -7,7 +7,7 @@ A run document (``SCHEMA_VERSION`` 2) is a JSON object::
 
     {
       "id": "20261126T011234-3f9c2a",      # unique run id; commands accept any unique prefix
-      "schema_version": 1,
+      "schema_version": 2,
       "status": "running" | "completed" | "failed" | "interrupted",
       "error": null | "one-line message",  # set when failed / interrupted
       "source": "train" | "record" | "legacy",
