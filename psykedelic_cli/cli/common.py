@@ -48,6 +48,26 @@ ImageFormatOption = Annotated[
     ImageFormat, typer.Option("--image-format", help="Chart file format.")
 ]
 
+# Options that train, record and prune share (each command gives its own default).
+ThresholdOption = Annotated[float, typer.Option("--threshold", help="Significance threshold t.")]
+ContributionThresholdOption = Annotated[
+    float, typer.Option("--contribution-threshold", help="Contribution threshold c.")
+]
+RateOption = Annotated[
+    float, typer.Option("--rate", help="Compression rate r: the fraction that dies in the sorted modes.")
+]
+CompareOption = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--compare",
+        help="Modes compared on the same weights (train: after stage 1; repeatable, 'all'; "
+        "default: the eight base criteria).",
+    ),
+]
+DataDirOption = Annotated[
+    Optional[Path], typer.Option("--data-dir", help="Folder holding the dataset archives or folders.")
+]
+
 
 def import_tensorflow() -> None:
     """Import TensorFlow with its native start-up chatter silenced.

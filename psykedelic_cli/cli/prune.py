@@ -13,7 +13,7 @@ from rich.table import Table
 from typer.core import TyperCommand
 
 from psykedelic_cli.cli.app import app
-from psykedelic_cli.cli.common import console, import_tensorflow
+from psykedelic_cli.cli.common import ContributionThresholdOption, RateOption, ThresholdOption, console, import_tensorflow
 from psykedelic_cli.errors import PsykError
 
 
@@ -79,9 +79,9 @@ def prune(
     model: Annotated[Path, typer.Argument(help="A .keras model file (ours, or any Keras CNN with Conv2D layers).")],
     mode: Annotated[str, typer.Option("--mode", "-m", help="The pruning mode (the list is below).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the pruned model (.keras).")],
-    threshold: Annotated[float, typer.Option(help="Significance threshold t.")] = 1e-4,
-    contribution_threshold: Annotated[float, typer.Option(help="Contribution threshold c.")] = 1e-3,
-    rate: Annotated[float, typer.Option(help="Compression rate r: the fraction that dies in sorted modes.")] = 0.2,
+    threshold: ThresholdOption = 1e-4,
+    contribution_threshold: ContributionThresholdOption = 1e-3,
+    rate: RateOption = 0.2,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the random modes (default 0).")] = None,
     keep_masks: Annotated[
         bool, typer.Option(help="Keep our masked layers in the output (default: plain Keras Conv2D, dead kernels zero).")

@@ -9,7 +9,17 @@ from typing import Annotated, Optional
 import typer
 
 from psykedelic_cli.cli.app import app
-from psykedelic_cli.cli.common import console, err_console, import_tensorflow, store_path
+from psykedelic_cli.cli.common import (
+    CompareOption,
+    ContributionThresholdOption,
+    DataDirOption,
+    RateOption,
+    ThresholdOption,
+    console,
+    err_console,
+    import_tensorflow,
+    store_path,
+)
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.store.schema import BASE_CRITERIA
 from psykedelic_cli.training.config import OPTIMIZERS, TrainConfig
@@ -58,7 +68,7 @@ ModeHelp = "Pruning mode to train with (repeatable; 'all' = all 27 modes; `psyk 
 def train(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Option(help="digits | cifar10 | cifar100 | tiny-imagenet.")] = DEFAULTS.dataset,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder holding the dataset archives or folders.")] = None,
+    data_dir: DataDirOption = None,
     depth: Annotated[int, typer.Option(help="ResNet depth: 6m+2 (thin: 20, 32, 44, 56, 110) or 50/101/152.")] = DEFAULTS.depth,
     epochs: Annotated[int, typer.Option(help="Total epochs, split over --steps stages.")] = DEFAULTS.epochs,
     steps: Annotated[int, typer.Option(help="Number of stages (≥ 2).")] = DEFAULTS.steps,
@@ -69,10 +79,10 @@ def train(
     decay: Annotated[float, typer.Option(help="Inverse-time learning-rate decay per iteration (0 = off).")] = DEFAULTS.decay,
     l1_penalty: Annotated[Optional[list[float]], typer.Option(help="L1 penalty on conv kernels in the pruning stages (repeatable).")] = None,
     mode: Annotated[Optional[list[str]], typer.Option(help=ModeHelp)] = None,
-    compare: Annotated[Optional[list[str]], typer.Option(help="Modes compared after stage 1 (repeatable, 'all'; default: the eight base criteria).")] = None,
-    threshold: Annotated[float, typer.Option(help="Significance threshold t.")] = DEFAULTS.threshold,
-    contribution_threshold: Annotated[float, typer.Option(help="Contribution threshold c.")] = DEFAULTS.contribution_threshold,
-    rate: Annotated[float, typer.Option(help="Compression rate r: the fraction that dies in sorted modes.")] = DEFAULTS.rate,
+    compare: CompareOption = None,
+    threshold: ThresholdOption = DEFAULTS.threshold,
+    contribution_threshold: ContributionThresholdOption = DEFAULTS.contribution_threshold,
+    rate: RateOption = DEFAULTS.rate,
     history_interval: Annotated[int, typer.Option(help="Compare modes every N epochs of stage 1 (0 = off).")] = DEFAULTS.history_interval,
     init: Annotated[Optional[Path], typer.Option(help="Initial weights: a .keras model or .weights.h5 file.")] = None,
     residual: Annotated[bool, typer.Option("--residual/--no-residual", help="Keep the residual connections.")] = True,
@@ -122,11 +132,11 @@ def record(
     ctx: typer.Context,
     model: Annotated[Path, typer.Argument(help="A trained .keras model (ours or any Keras CNN with Conv2D layers).")],
     dataset: Annotated[str, typer.Option(help="The dataset the model was trained on.")],
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder holding the dataset archives or folders.")] = None,
-    compare: Annotated[Optional[list[str]], typer.Option(help="Modes to compare (repeatable, 'all'; default: the eight base criteria).")] = None,
-    threshold: Annotated[float, typer.Option(help="Significance threshold t.")] = DEFAULTS.threshold,
-    contribution_threshold: Annotated[float, typer.Option(help="Contribution threshold c.")] = DEFAULTS.contribution_threshold,
-    rate: Annotated[float, typer.Option(help="Compression rate r of the sorted modes.")] = DEFAULTS.rate,
+    data_dir: DataDirOption = None,
+    compare: CompareOption = None,
+    threshold: ThresholdOption = DEFAULTS.threshold,
+    contribution_threshold: ContributionThresholdOption = DEFAULTS.contribution_threshold,
+    rate: RateOption = DEFAULTS.rate,
     batch_size: Annotated[int, typer.Option(help="Evaluation batch size.")] = 256,
     seed: Annotated[int, typer.Option(help="Seed of the random modes and the data split.")] = 0,
 ) -> None:
