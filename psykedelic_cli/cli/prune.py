@@ -15,6 +15,7 @@ from typer.core import TyperCommand
 from psykedelic_cli.cli.app import app
 from psykedelic_cli.cli.common import ContributionThresholdOption, RateOption, ThresholdOption, console, import_tensorflow
 from psykedelic_cli.errors import PsykError
+from psykedelic_cli.pruning.modes import DEFAULT_CONTRIBUTION_THRESHOLD, DEFAULT_RATE, DEFAULT_THRESHOLD
 
 
 def _modes_table() -> Table:
@@ -79,9 +80,9 @@ def prune(
     model: Annotated[Path, typer.Argument(help="A .keras model file (ours, or any Keras CNN with Conv2D layers).")],
     mode: Annotated[str, typer.Option("--mode", "-m", help="The pruning mode (the list is below).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the pruned model (.keras).")],
-    threshold: ThresholdOption = 1e-4,
-    contribution_threshold: ContributionThresholdOption = 1e-3,
-    rate: RateOption = 0.2,
+    threshold: ThresholdOption = DEFAULT_THRESHOLD,
+    contribution_threshold: ContributionThresholdOption = DEFAULT_CONTRIBUTION_THRESHOLD,
+    rate: RateOption = DEFAULT_RATE,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the random modes (default 0).")] = None,
     keep_masks: Annotated[
         bool, typer.Option(help="Keep our masked layers in the output (default: plain Keras Conv2D, dead kernels zero).")

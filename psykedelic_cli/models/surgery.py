@@ -19,7 +19,15 @@ import numpy as np
 
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.models.layers import MicroConv2D, SwitchableL1, masked_kernel
-from psykedelic_cli.pruning.modes import get_mode, layer_kernels, prune_mask, validate_pruning_parameters
+from psykedelic_cli.pruning.modes import (
+    DEFAULT_CONTRIBUTION_THRESHOLD,
+    DEFAULT_RATE,
+    DEFAULT_THRESHOLD,
+    get_mode,
+    layer_kernels,
+    prune_mask,
+    validate_pruning_parameters,
+)
 from psykedelic_cli.pruning.statistics import KernelStatistics, kernel_statistics
 
 
@@ -184,9 +192,9 @@ def layer_statistics(model) -> dict[str, KernelStatistics]:
 def prune_model(
     model,
     mode: str,
-    threshold: float = 1e-4,
-    contribution_threshold: float = 1e-3,
-    rate: float = 0.2,
+    threshold: float = DEFAULT_THRESHOLD,
+    contribution_threshold: float = DEFAULT_CONTRIBUTION_THRESHOLD,
+    rate: float = DEFAULT_RATE,
     seed: int | None = None,
 ) -> dict:
     """Kill the kernels ``mode`` marks (``compute_masks`` then ``set_masks``); ``parameter_report`` plus "mode"."""

@@ -32,6 +32,13 @@ import numpy as np
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.pruning.statistics import SQUARE_ONLY, KernelStatistics, kernel_statistics, require_applicable
 
+DEFAULT_THRESHOLD = 1e-4
+"""t: the significance threshold of SPEC.md."""
+DEFAULT_CONTRIBUTION_THRESHOLD = 1e-3
+"""c: the contribution threshold."""
+DEFAULT_RATE = 0.2
+"""r: the fraction of alive kernels (or neurons) the sorted modes kill."""
+
 # How each statistic reads in a mode description.
 _STATISTIC_TERMS = {
     "det": "|det K|",
@@ -244,9 +251,9 @@ def prune_mask(
     kernel: np.ndarray,
     mask: np.ndarray,
     *,
-    threshold: float = 1e-4,
-    contribution_threshold: float = 1e-3,
-    rate: float = 0.2,
+    threshold: float = DEFAULT_THRESHOLD,
+    contribution_threshold: float = DEFAULT_CONTRIBUTION_THRESHOLD,
+    rate: float = DEFAULT_RATE,
     rng: np.random.Generator | None = None,
     stats: KernelStatistics | None = None,
     layer: str | None = None,

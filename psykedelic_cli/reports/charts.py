@@ -38,6 +38,7 @@ _STYLE = {
     "grid.alpha": 0.3,
     "hatch.linewidth": 0.6,
     "svg.fonttype": "none",
+    "svg.hashsalt": "psykedelic",  # stable element ids: the same report gives the same SVG bytes
     "pdf.fonttype": 42,
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,11 +56,32 @@ class Report:
             path = out_dir / f"{self.name}{suffix}"
             path.write_text(self.text(table_format), encoding="utf-8")
             paths.append(path)
-        for chart in self.charts:
-            path = out_dir / f"{file_stem(chart.stem)}.{image_format}"
-            save_chart(chart, path, image_format)
-            paths.append(path)
-        return paths
+        jobs = [(chart, out_dir / f"{file_stem(chart.stem)}.{image_format}", image_format) for chart in self.charts]
+        for_each_in_parallel(save_chart, jobs)
+        return paths + [path for _, path, _ in jobs]
+
+
+def for_each_in_parallel(function: Callable, jobs: list[tuple]) -> None:
+    """``function(*job)`` for every job, on every CPU when there are several jobs.
+
+    Drawing a chart is CPU-bound matplotlib work (layout, rasterising), so reports with
+    many charts use forked workers that inherit the already imported modules; where fork
+    is unavailable, or for a single job, the jobs run here one after another.
+    """
+    import multiprocessing
+
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        for job in jobs:
+            function(*job)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    import matplotlib.figure  # noqa: F401  (imported once, before forking)
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        for _ in pool.map(function, *zip(*jobs)):
+            pass
 
 
 def file_stem(text: str) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from psykedelic_cli.errors import PsykError
+from psykedelic_cli.pruning.modes import DEFAULT_CONTRIBUTION_THRESHOLD, DEFAULT_RATE, DEFAULT_THRESHOLD
 from psykedelic_cli.store.schema import BASE_CRITERIA
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad")
@@ -44,9 +45,9 @@ class TrainConfig:
     l1_penalty: float = 1e-4
     mode: str | None = "min_eig"
     compare: tuple[str, ...] = BASE_CRITERIA
-    threshold: float = 1e-4
-    contribution_threshold: float = 1e-3
-    rate: float = 0.2
+    threshold: float = DEFAULT_THRESHOLD
+    contribution_threshold: float = DEFAULT_CONTRIBUTION_THRESHOLD
+    rate: float = DEFAULT_RATE
     history_interval: int = 0
     init: Path | None = None
     residual: bool = True
@@ -60,6 +61,7 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Raise PsykError for the first invalid value; return self."""
+        from psykedelic_cli.data import DATASETS
         from psykedelic_cli.pruning.modes import resolve_modes, validate_pruning_parameters
 
         def need(ok: bool, message: str) -> None:
@@ -76,6 +78,7 @@ class TrainConfig:
         need(self.l1_penalty >= 0, f"--l1-penalty must be ≥ 0 (got {self.l1_penalty})")
         need(self.history_interval >= 0, f"--history-interval must be ≥ 0 (got {self.history_interval})")
         need(self.patience >= 0, f"--patience must be ≥ 0 (got {self.patience})")
+        need(self.dataset in DATASETS, f"unknown dataset '{self.dataset}'; choose from {', '.join(DATASETS)}")
         need(self.distribute in DISTRIBUTE, f"unknown --distribute '{self.distribute}'; choose from {', '.join(DISTRIBUTE)}")
         need(self.init is None or Path(self.init).is_file(), f"--init file not found: {self.init}")
         validate_pruning_parameters(self.threshold, self.contribution_threshold, self.rate)

@@ -71,3 +71,29 @@ def test_charts_show_the_aggregated_numbers(runs, tmp_path):
     assert [t.get_text() for t in overview.axes[0].get_yticklabels()] == ["None", "det"]
     for path in report.write(tmp_path, "png")[3:]:
         assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_charts_drawn_in_parallel_workers_equal_those_drawn_one_by_one(runs, tmp_path, monkeypatch):
+    report = per_layer_report(runs)
+    assert len(report.charts) > 1
+    parallel = report.write(tmp_path / "parallel", "svg")
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    serial = report.write(tmp_path / "serial", "svg")
+    charts = [path for path in parallel if path.suffix == ".svg"]
+    assert len(charts) == len(report.charts)
+    for path in charts:
+        assert path.read_bytes() == (tmp_path / "serial" / path.name).read_bytes()
+    assert [p.name for p in parallel] == [p.name for p in serial]
+
+
+def test_a_chart_that_fails_in_a_worker_fails_the_write(runs, tmp_path):
+    from psykedelic_cli.reports.report import Chart
+
+    report = per_layer_report(runs)
+    report.charts.append(Chart("broken", _no_figure))
+    with pytest.raises(AttributeError):
+        report.write(tmp_path, "png")
+
+
+def _no_figure():
+    return None  # savefig on None: the worker's error must reach the caller

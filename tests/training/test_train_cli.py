@@ -160,6 +160,7 @@ def test_modes_l1_and_seeds_multiply_into_runs_and_mirrored_strategy_works(tmp_p
         (["--rate", "1.5"], "rate"),
         (["--dataset", "cifar10", "--data-dir", "/nonexistent-psyk"], "/nonexistent-psyk"),
         (["--config", "/nonexistent-psyk.toml"], "nonexistent-psyk.toml"),
+        (["--dataset", "mnist"], "mnist"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, needle):
