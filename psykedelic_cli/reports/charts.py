@@ -48,7 +48,7 @@ def save_chart(chart: "Chart", path: Path, image_format: str) -> None:
     import matplotlib
 
     with matplotlib.rc_context(_STYLE):
-        chart.draw().savefig(path, format=image_format, dpi=200, metadata=_metadata(image_format))
+        chart.draw().savefig(path, format=image_format, dpi=150, metadata=_metadata(image_format))
 
 
 def _metadata(image_format: str) -> dict:
