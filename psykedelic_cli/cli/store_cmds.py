@@ -19,9 +19,10 @@ from rich.text import Text
 
 from psykedelic_cli.cli.app import app
 from psykedelic_cli.cli.common import console, store_path
+from psykedelic_cli.cli.run_tables import percent, performance_table, timings_text
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.store import Store
-from psykedelic_cli.store.schema import BASELINE, RESULT_KINDS, STATUSES
+from psykedelic_cli.store.schema import RESULT_KINDS, STATUSES
 
 LIST_COLUMNS = (
     "id", "created_at", "status", "model", "dataset", "mode", "compared",
@@ -49,20 +50,12 @@ def _reflowed(command):
     return command
 
 
-def _percent(value) -> str:
-    return "—" if value is None else f"{100 * value:.2f}%"
-
-
 def _scientific(value) -> str:
     return "—" if value is None else ("0" if value == 0 else f"{value:.0e}")
 
 
 def _plain(value) -> str:
     return "—" if value is None else str(value)
-
-
-def _fixed(value) -> str:
-    return "—" if value is None else f"{value:.4f}"
 
 
 def _date(stamp: str | None) -> str:
@@ -104,7 +97,7 @@ def _table_cells(row: dict) -> tuple[str, ...]:
     return (
         row["id"], _date(row["created_at"]), _plain(row["status"]), _plain(row["model"]), _plain(row["dataset"]),
         modes, _scientific(row["threshold"]), _scientific(row["l1_penalty"]), _plain(row["seed"]),
-        _percent(row["accuracy"]), _percent(row["compression_ratio"]),
+        percent(row["accuracy"]), percent(row["compression_ratio"]),
     )
 
 
@@ -179,27 +172,16 @@ def _describe_result(kind: str, value) -> str:
     if kind in ("history", "per_layer_history", "pruning_stages"):
         return f"{len(value)} steps, epochs {value[0]['epoch']}–{value[-1]['epoch']}" if value else "empty"
     if kind == "timings":
-        return ", ".join(f"{phase.replace('_', ' ')} {seconds:.1f} s" for phase, seconds in value.items())
+        return timings_text(value)
     if kind == "eig_stats":
-        return f"complex eigenvalues {_percent(value.get('complex_ratio'))}"
+        return f"complex eigenvalues {percent(value.get('complex_ratio'))}"
     if kind == "set_analysis":
         return f"{len(value.get('shares', {}))} combinations of {len(value.get('criteria', []))} criteria"
     if kind == "pruning_per_threshold":
         return f"{len(value.get('thresholds', []))} thresholds, rule {value.get('rule')}"
     if kind == "final":
-        return f"accuracy {_percent(value.get('accuracy'))}, compression {_percent(value.get('compression_ratio'))}"
+        return f"accuracy {percent(value.get('accuracy'))}, compression {percent(value.get('compression_ratio'))}"
     return ", ".join(value) if isinstance(value, dict) else type(value).__name__
-
-
-def _performance_table(performance: dict, trained: str | None) -> Table:
-    table = Table(title="performance per mode", box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("mode", "accuracy", "compression", "score", "active / total params"):
-        table.add_column(name, justify="left" if name == "mode" else "right")
-    for mode, row in performance.items():
-        params = f"{_plain(row.get('active_params'))} / {_plain(row.get('total_params'))}"
-        label = f"{mode} (trained)" if mode == trained else ("None (unpruned)" if mode == BASELINE else mode)
-        table.add_row(label, _percent(row.get("accuracy")), _percent(row.get("compression_ratio")), _fixed(row.get("score")), params)
-    return table
 
 
 @app.command()
@@ -239,7 +221,7 @@ def show(
         kinds.add_row(kind, _describe_result(kind, results[kind]))
     console.print(kinds if results else "no results yet")
     if results.get("performance"):
-        console.print(_performance_table(results["performance"], (doc.get("config") or {}).get("mode")))
+        console.print(performance_table(doc))
 
 
 @app.command()

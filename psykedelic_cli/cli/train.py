@@ -20,6 +20,7 @@ from psykedelic_cli.cli.common import (
     import_tensorflow,
     store_path,
 )
+from psykedelic_cli.cli.run_tables import performance_table, runs_table
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.store.schema import BASE_CRITERIA
 from psykedelic_cli.training.config import OPTIMIZERS, TrainConfig
@@ -124,7 +125,11 @@ def train(
     import_tensorflow()
     from psykedelic_cli.training.session import train_all
 
-    train_all(runs, store_path(ctx), console=console, err_console=err_console)
+    finished = train_all(runs, store_path(ctx), err_console=err_console,
+                         on_finished=lambda run: console.print(performance_table(run)))
+    if len(finished) > 1:
+        console.print(runs_table(finished))
+    console.print(f"[dim]{len(finished)} run(s) recorded in {store_path(ctx)}[/dim]")
 
 
 @app.command(epilog="Example: `psyk record model.keras --dataset cifar10 --compare all`")
@@ -151,4 +156,4 @@ def record(
     import_tensorflow()
     from psykedelic_cli.training.session import record_model
 
-    record_model(model, config, store_path(ctx), console=console, err_console=err_console)
+    console.print(performance_table(record_model(model, config, store_path(ctx), err_console=err_console)))

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
-from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from psykedelic_cli.store import Store, new_run_document
-from psykedelic_cli.store.schema import BASELINE
 from psykedelic_cli.training.config import TrainConfig
 
 
@@ -33,8 +31,12 @@ def _load(config: TrainConfig):
     return load_dataset(config.dataset, data_dir=config.data_dir, seed=0)
 
 
-def train_all(configs: list[TrainConfig], store_file: Path, *, console: Console, err_console: Console) -> list[dict]:
-    """Run every config one after another (one store run each); print a table per run and a summary."""
+def train_all(configs: list[TrainConfig], store_file: Path, *, err_console: Console,
+              on_finished: Callable[[dict], None] | None = None) -> list[dict]:
+    """Run every config one after another (one store run each), with progress on ``err_console``.
+
+    ``on_finished(run)`` is called with each finished run document.
+    """
     from psykedelic_cli.training.flow import train_run
 
     store = Store(store_file)
@@ -49,16 +51,13 @@ def train_all(configs: list[TrainConfig], store_file: Path, *, console: Console,
         with _progress(err_console) as progress:
             run = train_run(config, store, datasets[key], progress=progress,
                             on_status=lambda message: progress.console.log(message))
-        console.print(run_table(run))
+        if on_finished is not None:
+            on_finished(run)
         finished.append(run)
-    if len(finished) > 1:
-        console.print(summary_table(finished))
-    console.print(f"[dim]{len(finished)} run(s) recorded in {store_file}[/dim]")
     return finished
 
 
-def record_model(model_file: Path, config: TrainConfig, store_file: Path, *, console: Console,
-                 err_console: Console) -> dict:
+def record_model(model_file: Path, config: TrainConfig, store_file: Path, *, err_console: Console) -> dict:
     """Kernel analysis and comparison of a trained ``.keras`` model, recorded as a completed run."""
     from psykedelic_cli.errors import PsykError
     from psykedelic_cli.models.surgery import load_model
@@ -97,55 +96,4 @@ def record_model(model_file: Path, config: TrainConfig, store_file: Path, *, con
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         store.update_run(run_id, status=status, error=f"{type(exc).__name__}: {exc}".splitlines()[0])
         raise
-    run = store.get_run(run_id)
-    console.print(run_table(run))
-    return run
-
-
-def run_table(run: dict) -> Table:
-    """Per mode: kernels pruned, active parameters, accuracy and score (the compared modes and the final model)."""
-    results = run.get("results", {})
-    config = run.get("config", {})
-    rows = list(results.get("performance", {}).items())
-    if "final" in results:
-        rows.append((f"final: {config.get('mode')}", results["final"]))
-    total = rows[0][1]["total_params"] if rows else 0
-    table = Table(
-        title=f"run {run['id']}: {config.get('model')} on {config.get('dataset')} ({total:,} parameters)",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-    )
-    table.add_column("mode", no_wrap=True)
-    for column in ("pruned kernels", "active params", "compression", "accuracy", "score"):
-        table.add_column(column, justify="right")
-    for name, row in rows:
-        pruned = None
-        if row.get("total_kernels") is not None and row.get("alive_kernels") is not None:
-            pruned = row["total_kernels"] - row["alive_kernels"]
-        table.add_row(
-            "None (unpruned)" if name == BASELINE else name,
-            "—" if pruned is None else f"{pruned:,}",
-            f"{row['active_params']:,}",
-            f"{row['compression_ratio']:.2%}",
-            f"{row['accuracy']:.4f}",
-            "—" if name == BASELINE else f"{row['score']:.4f}",
-        )
-    timings = results.get("timings")
-    if timings:
-        table.caption = "time: " + ", ".join(f"{phase.replace('_', ' ')} {seconds:.1f} s" for phase, seconds in timings.items())
-    return table
-
-
-def summary_table(runs: list[dict]) -> Table:
-    table = Table(title="runs", title_justify="left", box=box.SIMPLE_HEAD)
-    for column in ("run", "mode", "L1", "seed", "status", "accuracy", "compression", "score"):
-        table.add_column(column, justify="left" if column in ("run", "mode", "status") else "right")
-    for run in runs:
-        final = run.get("results", {}).get("final", {})
-        config = run["config"]
-        table.add_row(
-            run["id"], str(config.get("mode")), f"{config.get('l1_penalty'):g}", str(config.get("seed")), run["status"],
-            f"{final.get('accuracy', float('nan')):.4f}", f"{final.get('compression_ratio', float('nan')):.2%}",
-            f"{final.get('score', float('nan')):.4f}",
-        )
-    return table
+    return store.get_run(run_id)

@@ -64,7 +64,9 @@ def test_run_is_completed_with_every_result_kind(trained):
 
 
 def test_weight_mode_at_a_high_threshold_really_prunes(trained):
-    _, _, run, _ = trained
+    _, _, run, result = trained
+    # The run's table names the trained mode among the compared ones, and the final model.
+    assert "weight (trained)" in result.stdout and "final: weight" in result.stdout
     stages = run["results"]["pruning_stages"]
     assert len(stages) == 1 and stages[0]["alive_kernels"] < stages[0]["total_kernels"]
     final = run["results"]["final"]
