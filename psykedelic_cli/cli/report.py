@@ -154,7 +154,13 @@ def run_report(ctx: typer.Context, spec: ReportCommand, options: dict) -> None:
     else:
         typer.echo(report.text(table_format.value), nl=False)
     if out_dir is not None:
-        for written in report.write(out_dir, image_format.value):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = (TextColumn("drawing charts"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
+            task = progress.add_task("charts", total=len(report.charts))
+            paths = report.write(out_dir, image_format.value, on_chart=lambda: progress.advance(task))
+        for written in paths:
             err_console.print(f"wrote {written}", markup=False, highlight=False, soft_wrap=True)
 
 

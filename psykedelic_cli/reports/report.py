@@ -46,8 +46,11 @@ class Report:
         """The tables for a terminal ``width`` columns wide (wide tables come in column chunks)."""
         return [chunk for table in self.tables for chunk in render.to_rich(table, width)]
 
-    def write(self, out_dir: Path, image_format: str) -> list[Path]:
-        """Write ``<name>.tex``, ``.csv``, ``.md`` and every chart into ``out_dir``; return the paths."""
+    def write(self, out_dir: Path, image_format: str, on_chart: Callable[[], None] | None = None) -> list[Path]:
+        """Write ``<name>.tex``, ``.csv``, ``.md`` and every chart into ``out_dir``; return the paths.
+
+        ``on_chart()`` is called as each chart is written (for a progress bar).
+        """
         from psykedelic_cli.reports.charts import save_chart
 
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -57,23 +60,26 @@ class Report:
             path.write_text(self.text(table_format), encoding="utf-8")
             paths.append(path)
         jobs = [(chart, out_dir / f"{file_stem(chart.stem)}.{image_format}", image_format) for chart in self.charts]
-        for_each_in_parallel(save_chart, jobs)
+        for_each_in_parallel(save_chart, jobs, on_done=on_chart)
         return paths + [path for _, path, _ in jobs]
 
 
-def for_each_in_parallel(function: Callable, jobs: list[tuple]) -> None:
+def for_each_in_parallel(function: Callable, jobs: list[tuple], on_done: Callable[[], None] | None = None) -> None:
     """``function(*job)`` for every job, on every CPU when there are several jobs.
 
     Drawing a chart is CPU-bound matplotlib work (layout, rasterising), so reports with
     many charts use forked workers that inherit the already imported modules; where fork
     is unavailable, or for a single job, the jobs run here one after another.
+    ``on_done()`` is called after each job, in job order.
     """
+    done = on_done or (lambda: None)
     import multiprocessing
 
     workers = min(len(jobs), os.cpu_count() or 1)
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         for job in jobs:
             function(*job)
+            done()
         return
     from concurrent.futures import ProcessPoolExecutor
 
@@ -81,7 +87,7 @@ def for_each_in_parallel(function: Callable, jobs: list[tuple]) -> None:
 
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         for _ in pool.map(function, *zip(*jobs)):
-            pass
+            done()
 
 
 def file_stem(text: str) -> str:

@@ -76,9 +76,11 @@ def test_charts_show_the_aggregated_numbers(runs, tmp_path):
 def test_charts_drawn_in_parallel_workers_equal_those_drawn_one_by_one(runs, tmp_path, monkeypatch):
     report = per_layer_report(runs)
     assert len(report.charts) > 1
-    parallel = report.write(tmp_path / "parallel", "svg")
+    drawn = []
+    parallel = report.write(tmp_path / "parallel", "svg", on_chart=lambda: drawn.append("parallel"))
     monkeypatch.setattr("os.cpu_count", lambda: 1)
-    serial = report.write(tmp_path / "serial", "svg")
+    serial = report.write(tmp_path / "serial", "svg", on_chart=lambda: drawn.append("serial"))
+    assert drawn == ["parallel"] * len(report.charts) + ["serial"] * len(report.charts)
     charts = [path for path in parallel if path.suffix == ".svg"]
     assert len(charts) == len(report.charts)
     for path in charts:
