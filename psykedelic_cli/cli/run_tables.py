@@ -31,10 +31,12 @@ def performance_table(run: dict) -> Table:
     ]
     if results.get("final"):
         rows.append((f"final: {trained}", results["final"]))
-    table = Table(title=f"run {run['id']}: {config.get('model')} on {config.get('dataset')}, performance per mode",
-                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    total = next((row.get("total_params") for _, row in rows if row.get("total_params") is not None), None)
+    table = Table(title=f"run {run['id']}: {config.get('model')} on {config.get('dataset')}, "
+                        f"{count(total)} parameters; performance per mode",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
     table.add_column("mode", no_wrap=True)
-    for name in ("accuracy", "compression", "score", "pruned kernels", "active / total params"):
+    for name in ("accuracy", "compression", "score", "dead kernels", "active params"):
         table.add_column(name, justify="right")
     for label, row in rows:
         alive, total = row.get("alive_kernels"), row.get("total_kernels")
@@ -44,7 +46,7 @@ def performance_table(run: dict) -> Table:
             percent(row.get("compression_ratio")),
             "—" if label.startswith("None") else fixed(row.get("score")),
             "—" if alive is None or total is None else count(total - alive),
-            f"{count(row.get('active_params'))} / {count(row.get('total_params'))}",
+            count(row.get("active_params")),
         )
     timings = results.get("timings")
     if timings:

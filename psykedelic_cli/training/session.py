@@ -21,7 +21,8 @@ def _progress(console: Console) -> Progress:
         TimeRemainingColumn(),
         TextColumn("{task.fields[metrics]}"),
         console=console,
-        transient=False,
+        transient=True,  # the finished run prints its table; an error stays one line
+        disable=not console.is_terminal,  # no bars in logs and pipes (rich would still end with a blank line)
     )
 
 

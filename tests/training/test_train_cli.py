@@ -198,3 +198,22 @@ def test_ctrl_c_marks_the_run_interrupted(tmp_path):
     assert run["status"] == "interrupted"
     assert run["results"]["learning_curve"]["epoch"]
     assert "Traceback" not in process.stderr.read().decode()
+
+
+def test_init_starts_from_saved_weights_and_refuses_another_architecture(trained, tmp_path):
+    folder, _, run, _ = trained
+    saved = folder / "out" / run["id"] / "model.keras"
+    store = tmp_path / "store.json"
+    common = ["--epochs", "2", "--batch-size", "64", "--stop-after-pruning", "--out-dir", str(tmp_path), "--seed", "3"]
+    result = invoke(store, "train", "--depth", "8", "--init", str(saved), *common)
+    assert result.exit_code == 0, result.output
+    (warm,) = Store(store).runs()
+    assert warm["config"]["init_mode"] == "model" and warm["config"]["init"] == str(saved)
+    # A fresh ResNet-8 with the same seed reaches ~0.6 training accuracy after one epoch;
+    # starting from the trained weights it is already far above.
+    fresh_first_epoch = run["results"]["learning_curve"]["accuracy"][0]
+    assert warm["results"]["learning_curve"]["accuracy"][0] > max(0.9, fresh_first_epoch)
+    mismatch = invoke(store, "train", "--depth", "14", "--init", str(saved), *common)
+    assert mismatch.exit_code == 2 and mismatch.stderr.count("\n") == 1
+    assert "--init" in mismatch.stderr and "Traceback" not in mismatch.output
+    assert len(Store(store).runs()) == 1
