@@ -149,7 +149,7 @@ def draw_grid(title: str, rule: str, cells: dict[tuple[str, str], tuple[Criterio
             ax.set_ylabel("pruned (%)")
         if row == len(models) - 1:
             ax.set_xlabel("threshold t")
-    handles, labels = {}, {}
+    handles = {}
     for ax in np.ravel(axes):
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
