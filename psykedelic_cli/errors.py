@@ -24,3 +24,25 @@ class NothingFound(PsykError):
     """A well-formed request that matched nothing (no runs for a report)."""
 
     exit_code = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP during a long command (a scheduler's time limit, ``kill``, a closed terminal).
+
+    A ``KeyboardInterrupt`` so that every place which keeps partial results on Ctrl-C
+    does the same here; the CLI exits with 128 + the signal number.
+    """
+
+    def __init__(self, signal_number: int):
+        import signal
+
+        self.signal_number = signal_number
+        self.signal_name = signal.Signals(signal_number).name
+        super().__init__(f"terminated by {self.signal_name}")
+
+
+def interruption_message(exc: KeyboardInterrupt) -> str:
+    """What a run's ``error`` field says about how it was stopped."""
+    if isinstance(exc, Terminated):
+        return f"terminated by {exc.signal_name}"
+    return "interrupted by the user (Ctrl-C)"

@@ -13,7 +13,7 @@ from typer.core import TyperGroup
 
 from psykedelic_cli import __version__
 from psykedelic_cli.cli.common import DEFAULT_STORE
-from psykedelic_cli.errors import PsykError
+from psykedelic_cli.errors import PsykError, Terminated
 
 # TensorFlow's C++ start-up chatter (CPU feature notes, graph attribute warnings) is not
 # for a command-line user; set TF_CPP_MIN_LOG_LEVEL yourself to see it.
@@ -51,6 +51,14 @@ class PsykGroup(TyperGroup):
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Terminated as exc:
+            # Typer would turn this KeyboardInterrupt into a silent exit 130 (right for Ctrl-C);
+            # SIGTERM/SIGHUP exit 128 + the signal number and say so.
+            raise PsykError(str(exc), exit_code=128 + exc.signal_number) from exc
 
 
 app = typer.Typer(

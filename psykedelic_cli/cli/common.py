@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import signal
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -91,3 +93,30 @@ def import_tensorflow() -> None:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+@contextlib.contextmanager
+def stop_gracefully_on_termination():
+    """Turn SIGTERM and SIGHUP into ``Terminated`` while a long command runs.
+
+    Without this, ``kill``, a batch scheduler's time limit or a closed terminal ends
+    the process on the spot and its run stays ``running`` in the store forever; with
+    it, the run is marked ``interrupted`` with its partial results, like Ctrl-C.
+    A signal the parent chose to ignore stays ignored (as ``nohup`` expects), and a
+    second signal while the first is being handled is ignored so the store write
+    finishes.
+    """
+    from psykedelic_cli.errors import Terminated
+
+    def handler(number, frame):
+        for name in watched:
+            signal.signal(name, signal.SIG_IGN)
+        raise Terminated(number)
+
+    watched = [s for s in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {s: signal.signal(s, handler) for s in watched}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, signal.SIG_DFL if old is None else old)

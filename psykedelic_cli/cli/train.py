@@ -18,6 +18,7 @@ from psykedelic_cli.cli.common import (
     console,
     err_console,
     import_tensorflow,
+    stop_gracefully_on_termination,
     store_path,
 )
 from psykedelic_cli.cli.run_tables import performance_table, runs_table
@@ -125,8 +126,9 @@ def train(
     import_tensorflow()
     from psykedelic_cli.training.session import train_all
 
-    finished = train_all(runs, store_path(ctx), err_console=err_console,
-                         on_finished=lambda run: console.print(performance_table(run)))
+    with stop_gracefully_on_termination():
+        finished = train_all(runs, store_path(ctx), err_console=err_console,
+                             on_finished=lambda run: console.print(performance_table(run)))
     if len(finished) > 1:
         console.print(runs_table(finished))
     console.print(f"[dim]{len(finished)} run(s) recorded in {store_path(ctx)}[/dim]")
@@ -156,4 +158,6 @@ def record(
     import_tensorflow()
     from psykedelic_cli.training.session import record_model
 
-    console.print(performance_table(record_model(model, config, store_path(ctx), err_console=err_console)))
+    with stop_gracefully_on_termination():
+        run = record_model(model, config, store_path(ctx), err_console=err_console)
+    console.print(performance_table(run))
