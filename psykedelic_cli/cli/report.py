@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -77,6 +78,8 @@ class ReportCommand:
     help: str
     example: str
     extra: tuple[RepeatableOption, ...] = ()
+    chart_modules: tuple[str, ...] = ()
+    """Modules the report's charts import beyond matplotlib (the chart workers load them early)."""
 
     def parameters(self) -> list[inspect.Parameter]:
         def option(name: str, annotation, default) -> inspect.Parameter:
@@ -109,6 +112,7 @@ COMMANDS = (
         "set-analysis", "set_analysis", "set_analysis_report",
         "Share of kernels pruned by each combination of criteria; bar chart and Venn diagrams with --out-dir.",
         "psyk report set-analysis --model MicroResNet32 -o charts/ --image-format pdf",
+        chart_modules=("matplotlib_venn",),
     ),
     ReportCommand(
         "per-threshold", "pruning_per_threshold", "per_threshold_report",
@@ -134,12 +138,24 @@ COMMANDS = (
 
 def run_report(ctx: typer.Context, spec: ReportCommand, options: dict) -> None:
     """Query the store, build the report, print it in ``--format`` and write files into ``--out-dir``."""
+    import contextlib
+
+    from psykedelic_cli.reports.report import ChartWorkers
+
+    out_dir = options.pop("out_dir")
+    image_format: ImageFormat = options.pop("image_format")
+    # Chart workers start first: they get matplotlib ready while the store is read.
+    with ChartWorkers(modules=spec.chart_modules) if out_dir is not None else contextlib.nullcontext() as workers:
+        report = _build_report(ctx, spec, options)
+        if out_dir is not None:
+            _write_files(report, out_dir, image_format, workers)
+
+
+def _build_report(ctx: typer.Context, spec: ReportCommand, options: dict):
     from psykedelic_cli import reports
     from psykedelic_cli.store import Store
 
     table_format: TableFormat = options.pop("table_format")
-    out_dir = options.pop("out_dir")
-    image_format: ImageFormat = options.pop("image_format")
     modes = options.pop("modes", None)
     filters = {name: value or None for name, value in options.items()}
     path = store_path(ctx)
@@ -153,15 +169,18 @@ def run_report(ctx: typer.Context, spec: ReportCommand, options: dict) -> None:
             console.print(table)
     else:
         typer.echo(report.text(table_format.value), nl=False)
-    if out_dir is not None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    return report
 
-        columns = (TextColumn("drawing charts"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
-            task = progress.add_task("charts", total=len(report.charts))
-            paths = report.write(out_dir, image_format.value, on_chart=lambda: progress.advance(task))
-        for written in paths:
-            err_console.print(f"wrote {written}", markup=False, highlight=False, soft_wrap=True)
+
+def _write_files(report, out_dir: Path, image_format: ImageFormat, workers) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("drawing charts"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
+        task = progress.add_task("charts", total=len(report.charts))
+        paths = report.write(out_dir, image_format.value, on_chart=lambda: progress.advance(task), workers=workers)
+    for written in paths:
+        err_console.print(f"wrote {written}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _register(spec: ReportCommand) -> None:

@@ -35,6 +35,10 @@ _STYLE = {
     "axes.spines.right": False,
     "axes.grid": True,
     "axes.axisbelow": True,
+    # A fixed title height: matplotlib otherwise measures every axes' tick labels on each
+    # draw to lift titles over top ticks, which no chart here has (a quarter of a
+    # small-multiples figure's drawing time).
+    "axes.titley": 1.0,
     "grid.alpha": 0.3,
     "hatch.linewidth": 0.6,
     "svg.fonttype": "none",
@@ -56,14 +60,19 @@ def _metadata(image_format: str) -> dict:
     return {"CreationDate": None} if image_format == "pdf" else {"Date": None} if image_format == "svg" else {}
 
 
-def figure(width: float, height: float, **subplots) -> tuple["Figure", object]:
-    """A figure with constrained layout (labels never clipped) and its ``subplots(**subplots)``.
+def blank_figure(width: float, height: float) -> "Figure":
+    """A figure with constrained layout (labels never clipped), ``width`` × ``height`` inches.
 
     Built without pyplot: no global figure registry, no backend switch in the caller's session.
     """
     from matplotlib.figure import Figure
 
-    created = Figure(figsize=(width, height), layout="constrained")
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def figure(width: float, height: float, **subplots) -> tuple["Figure", object]:
+    """A ``blank_figure`` and its ``subplots(**subplots)``."""
+    created = blank_figure(width, height)
     return created, created.subplots(**subplots)
 
 

@@ -143,32 +143,51 @@ def _pruning_modes(stats: LayerStats) -> list[str]:
     return [m for m in stats.active if m != BASELINE] or list(stats.active)
 
 
-def _layer_axis(ax, stats: LayerStats) -> None:
-    step = max(1, math.ceil(len(stats.layers) / 12))
+def _layer_axis(ax, stats: LayerStats, ticks: int = 12) -> None:
+    step = max(1, math.ceil(len(stats.layers) / ticks))
     ax.set_xticks(range(1, len(stats.layers) + 1, step))
     ax.set_xlim(0.3, len(stats.layers) + 0.7)
     ax.grid(axis="x", visible=False)
 
 
 def draw_parameters(title: str, stats: LayerStats):
-    """Small multiples, one per mode: total parameters (grey) behind active parameters (± std)."""
+    """Small multiples, one per mode: total parameters (grey) behind active parameters (± std).
+
+    The panels share their scales by construction (the same limits and ticks on each)
+    rather than through matplotlib's shared axes, whose bookkeeping grows with the
+    square of the panel count; the outer panels carry the tick labels.
+    """
+    from matplotlib.ticker import MaxNLocator
+
     modes = _pruning_modes(stats)
     ncols = min(3 if len(modes) <= 12 else 4, len(modes))
     nrows = math.ceil(len(modes) / ncols)
-    figure, axes = charts.figure(charts.PAPER_WIDTH, 1.0 + 1.75 * nrows, nrows=nrows, ncols=ncols, sharex=True, sharey=True, squeeze=False)
+    figure = charts.blank_figure(charts.PAPER_WIDTH, 1.0 + 1.75 * nrows)
+    grid = figure.add_gridspec(nrows, ncols)
     x = np.arange(1, len(stats.layers) + 1)
     total, _ = charts.means_and_stds(stats.total, 1e-3)
-    for ax, mode in zip(axes.flat, modes):
+    active = {mode: [None if s is None else Stat(s.mean / 1e3, s.std / 1e3, s.n) for s in stats.active[mode]] for mode in modes}
+    highest = max([np.nanmax(total, initial=0.0)] + [np.nanmax(sum(charts.means_and_stds(a)), initial=0.0) for a in active.values()])
+    top = 1.05 * highest if highest > 0 else 1.0
+    y_ticks = [t for t in MaxNLocator(nbins=4).tick_values(0, top) if 0 <= t <= top]
+    step = max(1, math.ceil(len(stats.layers) / 6))
+    x_ticks = list(range(1, len(stats.layers) + 1, step))
+    for index, mode in enumerate(modes):
+        row, column = divmod(index, ncols)
+        ax = figure.add_subplot(grid[row, column])
         charts.rectangles(ax, x, np.nan_to_num(total), 0.85, ["#d9d9d9"] * len(x))
-        charts.bars(ax, [None if s is None else Stat(s.mean / 1e3, s.std / 1e3, s.n) for s in stats.active[mode]], [mode_style(mode)] * len(x), scale=1, positions=x, width=0.85)
+        charts.bars(ax, active[mode], [mode_style(mode)] * len(x), scale=1, positions=x, width=0.85)
+        ax.set_xlim(0.3, len(stats.layers) + 0.7)
+        ax.set_ylim(0, top)
+        lowest_in_column = index + ncols >= len(modes)
+        ax.set_xticks(x_ticks, [str(t) for t in x_ticks] if lowest_in_column else [])
+        ax.set_yticks(y_ticks, [f"{t:g}" for t in y_ticks] if column == 0 else [])
+        ax.grid(axis="x", visible=False)
         ax.set_title(mode, fontsize=8, color=mode_style(mode).color)
-        _layer_axis(ax, stats)
-    for ax in axes.flat[len(modes):]:
-        ax.remove()
-    for ax in axes[:, 0]:
-        ax.set_ylabel("parameters (k)")
-    for ax in axes[-1, :]:
-        ax.set_xlabel("conv layer (model order)")
+        if column == 0:
+            ax.set_ylabel("parameters (k)")
+        if lowest_in_column:
+            ax.set_xlabel("conv layer (model order)")
     figure.suptitle(
         f"Active (colour, ± std) vs total (grey) parameters per layer — {title}\n"
         f"mean ± population std over n = {stats.runs} runs; layer names in the per_layer table"

@@ -46,10 +46,18 @@ class Report:
         """The tables for a terminal ``width`` columns wide (wide tables come in column chunks)."""
         return [chunk for table in self.tables for chunk in render.to_rich(table, width)]
 
-    def write(self, out_dir: Path, image_format: str, on_chart: Callable[[], None] | None = None) -> list[Path]:
+    def write(
+        self,
+        out_dir: Path,
+        image_format: str,
+        on_chart: Callable[[], None] | None = None,
+        workers: "ChartWorkers | None" = None,
+    ) -> list[Path]:
         """Write ``<name>.tex``, ``.csv``, ``.md`` and every chart into ``out_dir``; return the paths.
 
-        ``on_chart()`` is called as each chart is written (for a progress bar).
+        ``on_chart()`` is called as each chart is written (for a progress bar). Charts are
+        drawn by ``workers`` when given (started early, see ``ChartWorkers``), else by
+        workers started here.
         """
         from psykedelic_cli.reports.charts import save_chart
 
@@ -60,34 +68,82 @@ class Report:
             path.write_text(self.text(table_format), encoding="utf-8")
             paths.append(path)
         jobs = [(chart, out_dir / f"{file_stem(chart.stem)}.{image_format}", image_format) for chart in self.charts]
-        for_each_in_parallel(save_chart, jobs, on_done=on_chart)
+        if workers is None:
+            with ChartWorkers(len(jobs)) as workers:
+                workers.run(save_chart, jobs, on_done=on_chart)
+        else:
+            workers.run(save_chart, jobs, on_done=on_chart)
         return paths + [path for _, path, _ in jobs]
 
 
-def for_each_in_parallel(function: Callable, jobs: list[tuple], on_done: Callable[[], None] | None = None) -> None:
-    """``function(*job)`` for every job, on every CPU when there are several jobs.
+class ChartWorkers:
+    """Processes that draw charts, one per CPU, ready before the charts are known.
 
-    Drawing a chart is CPU-bound matplotlib work (layout, rasterising), so reports with
-    many charts use forked workers that inherit the already imported modules; where fork
-    is unavailable, or for a single job, the jobs run here one after another.
-    ``on_done()`` is called after each job, in job order.
+    Drawing is CPU-bound matplotlib work (layout, rasterising). Started before the store
+    is read, the workers import matplotlib and load their fonts while this process
+    reads and aggregates, so neither waits for the other; forked from a process that
+    has not read the store yet, they start small. Where fork is unavailable, with one
+    CPU or one chart, the charts are drawn here one after another.
     """
-    done = on_done or (lambda: None)
-    import multiprocessing
 
-    workers = min(len(jobs), os.cpu_count() or 1)
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        for job in jobs:
-            function(*job)
+    def __init__(self, charts: int | None = None, modules: tuple[str, ...] = ()):
+        """Up to ``charts`` workers (default: one per CPU) that also import ``modules``
+        (what the coming charts need beyond matplotlib, e.g. ``matplotlib_venn``)."""
+        import multiprocessing
+
+        self.processes = min(charts or os.cpu_count() or 1, os.cpu_count() or 1)
+        self.pool = None
+        self.used = False
+        if self.processes >= 2 and "fork" in multiprocessing.get_all_start_methods():
+            self.pool = multiprocessing.get_context("fork").Pool(self.processes, initializer=_warm_up, initargs=(modules,))
+
+    def __enter__(self) -> "ChartWorkers":
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if self.pool is None:
+            return
+        if error is None and self.used:
+            self.pool.close()
+        else:  # no charts after all, a failed read or Ctrl-C: do not wait for the warm-up
+            self.pool.terminate()
+        self.pool.join()
+
+    def run(self, function: Callable, jobs: list[tuple], on_done: Callable[[], None] | None = None) -> None:
+        """``function(*job)`` for every job; ``on_done()`` after each, in job order."""
+        done = on_done or (lambda: None)
+        if self.pool is None or len(jobs) < 2:
+            for job in jobs:
+                function(*job)
+                done()
+            return
+        self.used = True
+        for _ in self.pool.imap(_call, [(function, job) for job in jobs]):
             done()
-        return
-    from concurrent.futures import ProcessPoolExecutor
 
-    import matplotlib.figure  # noqa: F401  (imported once, before forking)
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        for _ in pool.map(function, *zip(*jobs)):
-            done()
+def _call(function_and_job: tuple) -> None:
+    function, job = function_and_job
+    function(*job)
+
+
+def _warm_up(modules: tuple[str, ...]) -> None:
+    """In a new worker: ignore Ctrl-C (the parent stops the pool), give the reading process
+    the CPU first, import matplotlib and ``modules``, load the fonts."""
+    import importlib
+    import io
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.nice(5)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(1, 1))
+    figure.subplots().set_title("warm-up")
+    FigureCanvasAgg(figure).print_png(io.BytesIO())
+    for module in modules:
+        importlib.import_module(module)
 
 
 def file_stem(text: str) -> str:

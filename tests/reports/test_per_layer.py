@@ -73,6 +73,51 @@ def test_charts_show_the_aggregated_numbers(runs, tmp_path):
         assert path.read_bytes().startswith(b"\x89PNG")
 
 
+def test_small_multiples_share_their_scales_and_label_the_outer_panels(make_run):
+    modes = ["det", "det_corr", "min_eig", "weight"]  # four panels: a 3 × 2 grid, two empty cells
+    run = make_run("l1", {"pruning_per_layer": {
+        "None": layers(["conv1", "conv2"], [18, 36]),
+        **{mode: layers(["conv1", "conv2"], [9, 9 * (i + 1)]) for i, mode in enumerate(modes)},
+    }})
+    figure = per_layer_report([run]).charts[0].draw()
+    panels = {ax.get_title(): ax for ax in figure.axes}
+    assert list(panels) == modes
+    assert {ax.get_ylim() for ax in figure.axes} == {panels["det"].get_ylim()}
+    assert panels["det"].get_ylim()[1] >= 0.036  # the largest total, 36 parameters, in thousands
+    assert {ax.get_xlim() for ax in figure.axes} == {panels["det"].get_xlim()}
+
+    def labelled(ax, axis):
+        return [t.get_text() for t in getattr(ax, f"get_{axis}ticklabels")() if t.get_text()]
+
+    # y tick labels in the first column; x tick labels on the lowest panel of every column
+    assert [mode for mode, ax in panels.items() if labelled(ax, "y")] == ["det", "weight"]
+    assert [mode for mode, ax in panels.items() if labelled(ax, "x")] == ["det_corr", "min_eig", "weight"]
+    assert labelled(panels["weight"], "x") == ["1", "2"]
+
+
+def test_chart_workers_started_before_the_report_draw_the_same_charts(runs, tmp_path):
+    from psykedelic_cli.reports.report import ChartWorkers
+
+    with ChartWorkers(modules=("matplotlib_venn",)) as workers:
+        report = per_layer_report(runs)  # built after the workers started, as psyk report does
+        early = report.write(tmp_path / "early", "svg", workers=workers)
+    late = report.write(tmp_path / "late", "svg")
+    for path in early[3:]:
+        assert path.read_bytes() == (tmp_path / "late" / path.name).read_bytes()
+
+
+def test_chart_workers_stop_when_the_work_before_the_charts_fails():
+    from psykedelic_cli.reports.report import ChartWorkers
+
+    import multiprocessing
+
+    with pytest.raises(KeyError):
+        with ChartWorkers():
+            started = multiprocessing.active_children()
+            raise KeyError("the store read failed")
+    assert not any(process.is_alive() for process in started)
+
+
 def test_charts_drawn_in_parallel_workers_equal_those_drawn_one_by_one(runs, tmp_path, monkeypatch):
     report = per_layer_report(runs)
     assert len(report.charts) > 1
