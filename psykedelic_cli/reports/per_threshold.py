@@ -142,9 +142,9 @@ def draw_grid(title: str, rule: str, cells: dict[tuple[str, str], tuple[Criterio
         if (dataset, model) in cells:
             aggregated, runs = cells[(dataset, model)]
             _plot_criteria(ax, aggregated)
-            ax.set_title(f"{dataset}, {model} (n = {runs})", fontsize=8)
+            ax.set_title(f"{dataset}\n{model} (n = {runs})", fontsize=8)
         else:
-            ax.set_title(f"{dataset}, {model}: no runs", fontsize=8)
+            ax.set_title(f"{dataset}\n{model}: no runs", fontsize=8)
         if col == 0:
             ax.set_ylabel("pruned (%)")
         if row == len(models) - 1:

@@ -64,6 +64,6 @@ def test_line_chart_per_group_and_one_grid_per_rule(runs, tmp_path):
     line = axes.get_lines()[0]
     assert list(line.get_xdata()) == [1e-4, 1e-3] and list(line.get_ydata()) == pytest.approx([90.0, 95.0])
     grid = report.charts[3].draw()
-    assert [ax.get_title() for ax in grid.axes] == ["cifar10, MicroResNet32 (n = 2)", "cifar100, MicroResNet32 (n = 1)"]
+    assert [ax.get_title() for ax in grid.axes] == ["cifar10\nMicroResNet32 (n = 2)", "cifar100\nMicroResNet32 (n = 1)"]
     for path in report.write(tmp_path, "pdf")[3:]:
         assert path.read_bytes().startswith(b"%PDF-")
