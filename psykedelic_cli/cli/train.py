@@ -79,7 +79,7 @@ def train(
     optimizer: Annotated[str, typer.Option(help=" | ".join(OPTIMIZERS))] = DEFAULTS.optimizer,
     momentum: Annotated[float, typer.Option(help="SGD momentum.")] = DEFAULTS.momentum,
     decay: Annotated[float, typer.Option(help="Inverse-time learning-rate decay per iteration (0 = off).")] = DEFAULTS.decay,
-    l1_penalty: Annotated[Optional[list[float]], typer.Option(help="L1 penalty on conv kernels in the pruning stages (repeatable).")] = None,
+    l1_penalty: Annotated[Optional[list[float]], typer.Option(help=f"L1 penalty on conv kernels in the pruning stages (repeatable; default {DEFAULTS.l1_penalty:g}).")] = None,
     mode: Annotated[Optional[list[str]], typer.Option(help=ModeHelp)] = None,
     compare: CompareOption = None,
     threshold: ThresholdOption = DEFAULTS.threshold,

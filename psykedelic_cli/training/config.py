@@ -42,7 +42,7 @@ class TrainConfig:
     optimizer: str = "adam"
     momentum: float = 0.9
     decay: float = 0.0
-    l1_penalty: float = 1e-4
+    l1_penalty: float = 5e-5  # digits: >= 96 % unpruned accuracy over seeds 0-2; 1e-4 prunes more at ~95.3 %
     mode: str | None = "min_eig"
     compare: tuple[str, ...] = BASE_CRITERIA
     threshold: float = DEFAULT_THRESHOLD
