@@ -1,6 +1,8 @@
-"""The one error type for "the user asked for something invalid"."""
+"""What the CLI boundary renders: invalid requests (PsykError) and termination signals (Terminated)."""
 
 from __future__ import annotations
+
+import signal
 
 
 class PsykError(Exception):
@@ -34,8 +36,6 @@ class Terminated(KeyboardInterrupt):
     """
 
     def __init__(self, signal_number: int):
-        import signal
-
         self.signal_number = signal_number
         self.signal_name = signal.Signals(signal_number).name
         super().__init__(f"terminated by {self.signal_name}")

@@ -109,8 +109,8 @@ def stop_gracefully_on_termination():
     from psykedelic_cli.errors import Terminated
 
     def handler(number, frame):
-        for name in watched:
-            signal.signal(name, signal.SIG_IGN)
+        for each in watched:
+            signal.signal(each, signal.SIG_IGN)
         raise Terminated(number)
 
     watched = [s for s in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(s) is not signal.SIG_IGN]
