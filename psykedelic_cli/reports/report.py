@@ -91,7 +91,8 @@ class ChartWorkers:
         (what the coming charts need beyond matplotlib, e.g. ``matplotlib_venn``)."""
         import multiprocessing
 
-        self.processes = min(charts or os.cpu_count() or 1, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+        self.processes = cpus if charts is None else min(charts, cpus)
         self.pool = None
         self.used = False
         if self.processes >= 2 and "fork" in multiprocessing.get_all_start_methods():
