@@ -41,8 +41,14 @@ class Terminated(KeyboardInterrupt):
         super().__init__(f"terminated by {self.signal_name}")
 
 
-def interruption_message(exc: KeyboardInterrupt) -> str:
-    """What a run's ``error`` field says about how it was stopped."""
+def run_outcome(exc: BaseException) -> tuple[str, str]:
+    """The ``status`` and ``error`` a run gets when ``exc`` ends it early.
+
+    Ctrl-C and termination signals leave an ``interrupted`` run (partial results
+    kept); anything else a ``failed`` one, with the first line of the error.
+    """
     if isinstance(exc, Terminated):
-        return f"terminated by {exc.signal_name}"
-    return "interrupted by the user (Ctrl-C)"
+        return "interrupted", str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", "interrupted by the user (Ctrl-C)"
+    return "failed", f"{type(exc).__name__}: {exc}".splitlines()[0]

@@ -11,6 +11,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from psykedelic_cli.errors import Terminated
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -106,7 +108,6 @@ def stop_gracefully_on_termination():
     second signal while the first is being handled is ignored so the store write
     finishes.
     """
-    from psykedelic_cli.errors import Terminated
 
     def handler(number, frame):
         for each in watched:

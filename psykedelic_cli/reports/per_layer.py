@@ -170,19 +170,17 @@ def draw_parameters(title: str, stats: LayerStats):
     highest = max([np.nanmax(total, initial=0.0)] + [np.nanmax(sum(charts.means_and_stds(a)), initial=0.0) for a in active.values()])
     top = 1.05 * highest if highest > 0 else 1.0
     y_ticks = [t for t in MaxNLocator(nbins=4).tick_values(0, top) if 0 <= t <= top]
-    step = max(1, math.ceil(len(stats.layers) / 6))
-    x_ticks = list(range(1, len(stats.layers) + 1, step))
     for index, mode in enumerate(modes):
         row, column = divmod(index, ncols)
         ax = figure.add_subplot(grid[row, column])
         charts.rectangles(ax, x, np.nan_to_num(total), 0.85, ["#d9d9d9"] * len(x))
         charts.bars(ax, active[mode], [mode_style(mode)] * len(x), scale=1, positions=x, width=0.85)
-        ax.set_xlim(0.3, len(stats.layers) + 0.7)
+        _layer_axis(ax, stats, ticks=6)
         ax.set_ylim(0, top)
         lowest_in_column = index + ncols >= len(modes)
-        ax.set_xticks(x_ticks, [str(t) for t in x_ticks] if lowest_in_column else [])
+        if not lowest_in_column:
+            ax.set_xticklabels([])
         ax.set_yticks(y_ticks, [f"{t:g}" for t in y_ticks] if column == 0 else [])
-        ax.grid(axis="x", visible=False)
         ax.set_title(mode, fontsize=8, color=mode_style(mode).color)
         if column == 0:
             ax.set_ylabel("parameters (k)")

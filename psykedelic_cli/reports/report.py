@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -68,11 +69,8 @@ class Report:
             path.write_text(self.text(table_format), encoding="utf-8")
             paths.append(path)
         jobs = [(chart, out_dir / f"{file_stem(chart.stem)}.{image_format}", image_format) for chart in self.charts]
-        if workers is None:
-            with ChartWorkers(len(jobs)) as workers:
-                workers.run(save_chart, jobs, on_done=on_chart)
-        else:
-            workers.run(save_chart, jobs, on_done=on_chart)
+        with ChartWorkers(len(jobs)) if workers is None else contextlib.nullcontext(workers) as drawing:
+            drawing.run(save_chart, jobs, on_done=on_chart)
         return paths + [path for _, path, _ in jobs]
 
 
@@ -92,11 +90,11 @@ class ChartWorkers:
         import multiprocessing
 
         cpus = os.cpu_count() or 1
-        self.processes = cpus if charts is None else min(charts, cpus)
+        processes = cpus if charts is None else min(charts, cpus)
         self.pool = None
         self.used = False
-        if self.processes >= 2 and "fork" in multiprocessing.get_all_start_methods():
-            self.pool = multiprocessing.get_context("fork").Pool(self.processes, initializer=_warm_up, initargs=(modules,))
+        if processes >= 2 and "fork" in multiprocessing.get_all_start_methods():
+            self.pool = multiprocessing.get_context("fork").Pool(processes, initializer=_warm_up, initargs=(modules,))
 
     def __enter__(self) -> "ChartWorkers":
         return self

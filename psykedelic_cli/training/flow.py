@@ -15,7 +15,7 @@ from typing import Callable
 import keras
 import numpy as np
 
-from psykedelic_cli.errors import PsykError, interruption_message
+from psykedelic_cli.errors import PsykError, run_outcome
 from psykedelic_cli.models.resnet import build_micro_resnet
 from psykedelic_cli.models.surgery import (
     conv_layers,
@@ -227,14 +227,12 @@ def train_run(
         recorder.results["timings"] = staged.timer.seconds
         _write_artifacts(config, model, {**store.get_run(run_id), "results": recorder.results})
         recorder.finish("completed")
-    except KeyboardInterrupt as exc:
-        recorder.results["timings"] = staged.timer.seconds
-        recorder.finish("interrupted", interruption_message(exc))
-        staged.say(f"run {run_id} interrupted; its partial results are kept in the store")
-        raise
     except BaseException as exc:
         recorder.results["timings"] = staged.timer.seconds
-        recorder.finish("failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
+        status, error = run_outcome(exc)
+        recorder.finish(status, error)
+        if status == "interrupted":
+            staged.say(f"run {run_id} interrupted; its partial results are kept in the store")
         raise
     return store.get_run(run_id)
 

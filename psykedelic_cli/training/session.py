@@ -60,7 +60,7 @@ def train_all(configs: list[TrainConfig], store_file: Path, *, err_console: Cons
 
 def record_model(model_file: Path, config: TrainConfig, store_file: Path, *, err_console: Console) -> dict:
     """Kernel analysis and comparison of a trained ``.keras`` model, recorded as a completed run."""
-    from psykedelic_cli.errors import PsykError, interruption_message
+    from psykedelic_cli.errors import PsykError, run_outcome
     from psykedelic_cli.models.surgery import load_model
     from psykedelic_cli.training.comparison import Evaluator
     from psykedelic_cli.training.flow import analyse_and_compare, seed_everything
@@ -94,9 +94,7 @@ def record_model(model_file: Path, config: TrainConfig, store_file: Path, *, err
         results["timings"] = timer.seconds
         store.update_run(run_id, status="completed", results=results)
     except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt):
-            store.update_run(run_id, status="interrupted", error=interruption_message(exc))
-        else:
-            store.update_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        status, error = run_outcome(exc)
+        store.update_run(run_id, status=status, error=error)
         raise
     return store.get_run(run_id)

@@ -4,7 +4,7 @@ import signal
 import pytest
 
 from psykedelic_cli.cli.common import stop_gracefully_on_termination
-from psykedelic_cli.errors import Terminated, interruption_message
+from psykedelic_cli.errors import Terminated, run_outcome
 
 
 def test_sigterm_raises_terminated_and_the_old_handlers_come_back():
@@ -15,7 +15,7 @@ def test_sigterm_raises_terminated_and_the_old_handlers_come_back():
             for _ in range(1000):  # the handler runs between bytecodes
                 pass
     assert caught.value.signal_number == signal.SIGTERM
-    assert interruption_message(caught.value) == "terminated by SIGTERM"
+    assert run_outcome(caught.value) == ("interrupted", "terminated by SIGTERM")
     assert isinstance(caught.value, KeyboardInterrupt)
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == before
 
@@ -49,5 +49,6 @@ def test_an_ignored_signal_stays_ignored():
         signal.signal(signal.SIGHUP, previous)
 
 
-def test_ctrl_c_reads_as_the_user():
-    assert interruption_message(KeyboardInterrupt()) == "interrupted by the user (Ctrl-C)"
+def test_ctrl_c_reads_as_the_user_and_other_errors_fail_the_run():
+    assert run_outcome(KeyboardInterrupt()) == ("interrupted", "interrupted by the user (Ctrl-C)")
+    assert run_outcome(ValueError("bad shape\nmore detail")) == ("failed", "ValueError: bad shape")
