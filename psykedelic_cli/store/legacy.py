@@ -37,6 +37,7 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -520,23 +521,28 @@ class ImportOutcome:
 
 
 def import_legacy(
-    store: Store, files: Sequence[str | Path], progress: Callable[[int, int], None] | None = None
+    store: Store,
+    files: Sequence[str | Path],
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    now: datetime | None = None,
 ) -> ImportOutcome:
     """Import every run of ``files`` in one write; runs already imported (same digest) are
-    skipped. Every file is validated before anything is written."""
+    skipped. Every file is validated before anything is written. ``now`` (default: the
+    clock) stamps the imported runs."""
     docs = [doc for file in files for doc in read_legacy(file, progress)]
     outcome = ImportOutcome()
     with store.storage.transaction() as transaction:
         seen = {(entry.summary.get("legacy") or {}).get("digest") for entry in transaction.entries}
         taken = {entry.run_id for entry in transaction.entries}
-        stamp = utc_now()
+        stamp = utc_now(now)
         for doc in docs:
             if doc["legacy"]["digest"] in seen:
                 outcome.skipped += 1
                 continue
             seen.add(doc["legacy"]["digest"])
             while doc["id"] in taken:  # thousands of ids made in one second can collide
-                doc["id"] = new_run_id()
+                doc["id"] = new_run_id(now)
             taken.add(doc["id"])
             doc.update(created_at=stamp, updated_at=stamp, finished_at=stamp)
             transaction.put(doc)

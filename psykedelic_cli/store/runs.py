@@ -29,14 +29,25 @@ VERSIONED_PACKAGES = (
 _FIXED_FIELDS = ("id", "schema_version")
 
 
-def utc_now() -> str:
-    """Now as ISO 8601 in UTC, to the millisecond (several updates per second stay ordered)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+def _moment(now: datetime | None) -> datetime:
+    """``now`` in UTC (the clock when None). Time is an argument so that callers and tests can pin it."""
+    if now is None:
+        return datetime.now(timezone.utc)
+    if now.tzinfo is None:
+        raise PsykError(f"a time stamp needs a time zone, got the naive {now.isoformat()}")
+    return now.astimezone(timezone.utc)
 
 
-def new_run_id() -> str:
-    """A sortable id unique across machines: UTC time to the second plus 24 random bits."""
-    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+def utc_now(now: datetime | None = None) -> str:
+    """``now`` (default: the clock) as ISO 8601 in UTC, to the millisecond (several updates
+    per second stay ordered)."""
+    return _moment(now).isoformat(timespec="milliseconds")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A sortable id unique across machines: UTC time (``now``, default the clock) to the
+    second plus 24 random bits."""
+    return f"{_moment(now):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
 
 
 def host_info() -> dict:
@@ -60,21 +71,25 @@ def package_versions() -> dict:
     return versions
 
 
-def new_run_document(config: dict, *, source: str = "train") -> dict:
-    """A fresh "running" run: every ``CONFIG_FIELDS`` key (None when not given) plus extras."""
+def new_run_document(config: dict, *, source: str = "train", now: datetime | None = None) -> dict:
+    """A fresh "running" run: every ``CONFIG_FIELDS`` key (None when not given) plus extras.
+
+    ``now`` (an aware datetime; default: the clock) stamps its id, ``created_at`` and ``updated_at``.
+    """
     if not isinstance(config, dict):
         raise PsykError(f"a run config must be a dict of config fields, not {type(config).__name__}")
     if source not in SOURCES:
         raise PsykError(f"run source {source!r} is not one of {', '.join(SOURCES)}")
-    now = utc_now()
+    moment = _moment(now)
+    stamp = utc_now(moment)
     return {
-        "id": new_run_id(),
+        "id": new_run_id(moment),
         "schema_version": SCHEMA_VERSION,
         "status": "running",
         "error": None,
         "source": source,
-        "created_at": now,
-        "updated_at": now,
+        "created_at": stamp,
+        "updated_at": stamp,
         "finished_at": None,
         "host": host_info(),
         "versions": dict(package_versions()),
@@ -160,10 +175,12 @@ class Store:
         status: str | None = None,
         error: str | None = None,
         results: dict | None = None,
+        now: datetime | None = None,
         **top_level_fields,
     ) -> dict:
         """Change one run: ``results`` is merged key by key into its results; stamps
-        ``updated_at`` (and ``finished_at`` on completed/failed/interrupted). Returns it."""
+        ``updated_at`` (and ``finished_at`` on completed/failed/interrupted) with ``now``
+        (default: the clock). Returns it."""
         if status is not None and status not in STATUSES:
             raise PsykError(f"run status {status!r} is not one of {', '.join(STATUSES)}")
         fixed = sorted(set(top_level_fields) & set(_FIXED_FIELDS))
@@ -179,7 +196,7 @@ class Store:
                 doc["error"] = error
             if results:
                 doc["results"] = {**doc.get("results", {}), **results}
-            doc["updated_at"] = utc_now()
+            doc["updated_at"] = utc_now(now)
             if status is not None:
                 doc["status"] = status
                 if status in FINAL_STATUSES:
@@ -213,7 +230,9 @@ class Store:
         if kinds is not None:
             unknown = sorted(set(kinds) - set(RESULT_KINDS) - {"legacy"})
             if unknown:
-                raise PsykError(f"unknown result kind(s) {', '.join(unknown)}; known: {', '.join(RESULT_KINDS)}, legacy")
+                raise PsykError(
+                    f"unknown result kind(s) {', '.join(unknown)}; known: {', '.join(RESULT_KINDS)}, legacy"
+                )
         with self.storage.snapshot() as snapshot, _collector_paused():
             return [entry.load(kinds) for entry in self._matching(snapshot.entries, status, config_filters)]
 
@@ -227,7 +246,8 @@ class Store:
             raise PsykError(f"unknown config field(s) {', '.join(unknown)}; filter on {', '.join(CONFIG_FIELDS)}")
         matching = [
             entry for entry in entries
-            if (status is None or entry.summary["status"] == status) and config_matches(entry.summary["config"], filters)
+            if (status is None or entry.summary["status"] == status)
+            and config_matches(entry.summary["config"], filters)
         ]
         return sorted(matching, key=lambda entry: entry.run_id)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import Callable
 
 from psykedelic_cli.store import Store
 
@@ -32,11 +33,13 @@ class RunRecorder:
     Frequent small results (the learning curve, every epoch) are written lazily: only
     when the time since the last write is at least ``budget`` times what that write
     took, so a large shared store costs training at most ~1/budget of its time. The
-    rest is written at once, and everything at ``finish``.
+    rest is written at once, and everything at ``finish``. ``clock`` (seconds, monotonic)
+    measures the writes; tests pass their own.
     """
 
-    def __init__(self, store: Store, run_id: str, budget: float = 10.0):
+    def __init__(self, store: Store, run_id: str, budget: float = 10.0, clock: Callable[[], float] = time.perf_counter):
         self.store = store
+        self.clock = clock
         self.run_id = run_id
         self.budget = budget
         self.results: dict = {}
@@ -47,12 +50,12 @@ class RunRecorder:
     def put(self, *, lazy: bool = False, **results) -> None:
         self.results.update(results)
         self._pending.update(results)
-        now = time.perf_counter()
+        now = self.clock()
         if lazy and now - self._last_write_end < self.budget * self._last_write_cost:
             return
         self.store.update_run(self.run_id, results=self._pending)
         self._pending = {}
-        self._last_write_end = time.perf_counter()
+        self._last_write_end = self.clock()
         self._last_write_cost = self._last_write_end - now
 
     def finish(self, status: str, error: str | None = None) -> None:

@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,10 @@ def _row(accuracy: float, active: int, total: int = 1000) -> dict:
 
 
 def _run(run_id: str, status: str = "completed", **config) -> dict:
+    """A run created at the time its id says (ids are UTC time stamps)."""
+    created = datetime.strptime(run_id.split("-")[0], "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
     doc = new_run_document({"model": "MicroResNet20", "dataset": "digits", "mode": "det", "threshold": 1e-4,
-                            "l1_penalty": 1e-4, "seed": 0, "compare": ["det", "weight"], **config})
+                            "l1_penalty": 1e-4, "seed": 0, "compare": ["det", "weight"], **config}, now=created)
     doc.update(id=run_id, status=status)
     doc["results"]["performance"] = {"None": _row(0.96, 1000), "det": _row(0.9, 600), "weight": _row(0.93, 700)}
     return doc
@@ -63,7 +66,8 @@ def test_list_filters_and_formats(store_file):
     result = psyk(store_file, "list-experiments", "--dataset", "cifar10", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [row["id"] for row in rows] == ["20261126T020000-bbbbbb"]
-    assert (rows[0]["mode"], rows[0]["accuracy"], rows[0]["compression_ratio"], rows[0]["compared"]) == ("weight", "0.93", "0.30000000000000004", "2")
+    assert (rows[0]["mode"], rows[0]["accuracy"], rows[0]["compression_ratio"], rows[0]["compared"]) == (
+        "weight", "0.93", "0.30000000000000004", "2")
     assert list(rows[0]) == ["id", "created_at", "status", "model", "dataset", "mode", "compared", "threshold",
                              "l1_penalty", "seed", "accuracy", "compression_ratio"]
     docs = json.loads(psyk(store_file, "list-experiments", "--status", "completed", "-f", "json").stdout)
@@ -85,7 +89,8 @@ def test_list_on_a_missing_store(tmp_path):
 def test_list_bad_status_is_one_line(store_file):
     result = psyk(store_file, "list-experiments", "--status", "done")
     assert result.exit_code == 2
-    assert result.stderr.strip() == "psyk: error: run status 'done' is not one of running, completed, failed, interrupted"
+    assert result.stderr.strip() == (
+        "psyk: error: run status 'done' is not one of running, completed, failed, interrupted")
 
 
 def test_store_from_the_environment(store_file):
@@ -133,14 +138,17 @@ def test_delete_without_stdin_or_yes_refuses(store_file):
         stdin=subprocess.DEVNULL, capture_output=True, text=True,
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == "psyk: error: no confirmation could be read: pass --yes to delete without asking"
+    assert result.stderr.strip().splitlines()[-1] == (
+        "psyk: error: no confirmation could be read: pass --yes to delete without asking")
     assert "Traceback" not in result.stderr
     assert store_file.read_bytes() == before
 
 
 def test_merge(store_file, tmp_path):
     other = Store(tmp_path / "other.json")
-    other.add_runs([_run("20261127T000000-dddddd"), _run("20261126T010000-aaaaaa")])
+    newer = _run("20261126T010000-aaaaaa")
+    newer["updated_at"] = "2026-11-27T00:00:00.000+00:00"  # updated after the copy in store_file
+    other.add_runs([_run("20261127T000000-dddddd"), newer])
     result = psyk(store_file, "merge", str(other.path))
     assert result.exit_code == 0, result.output
     row = next(line for line in result.stdout.splitlines() if "other.json" in line)
@@ -160,7 +168,9 @@ def _legacy_file(tmp_path: Path) -> Path:
     path = tmp_path / "experiments.json"
     path.write_text(json.dumps({
         "performance": {LEGACY_KEY: {"1e-04": [entry, entry], "1e-03": [entry]}},
-        "learning_curve": {LEGACY_KEY: {"1e-04": {"det": [{"loss": [1.0], "acc": [0.5]}, {"loss": [0.9], "acc": [0.6]}]}}},
+        "learning_curve": {
+            LEGACY_KEY: {"1e-04": {"det": [{"loss": [1.0], "acc": [0.5]}, {"loss": [0.9], "acc": [0.6]}]}}
+        },
     }))
     return path
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from psykedelic_cli.errors import PsykError
@@ -31,18 +29,16 @@ def test_merge_adds_and_is_idempotent(tmp_path, make_run):
     assert here.path.read_bytes() == before  # nothing changed, nothing rewritten
 
 
-def test_newer_copies_replace_older_ones_never_the_reverse(tmp_path, make_run):
+def test_newer_copies_replace_older_ones_never_the_reverse(tmp_path, make_run, clock):
     here, there = Store(tmp_path / "here.json"), Store(tmp_path / "there.json")
     run = make_run(status="running")
     here.add_run(dict(run))
     there.add_run(dict(run))
-    time.sleep(0.002)
-    there.update_run(run["id"], status="completed", results={"final": {"accuracy": 0.7}})
+    there.update_run(run["id"], status="completed", results={"final": {"accuracy": 0.7}}, now=clock())
     assert _counts(merge_stores(here, [there.path])) == [(0, 1, 0)]
     assert here.get_run(run["id"])["results"]["final"] == {"accuracy": 0.7}
     # Merging the other way: "there" already has the newest copy; the old copy never wins.
-    time.sleep(0.002)
-    here.update_run(run["id"], status="failed", error="later on this machine")
+    here.update_run(run["id"], status="failed", error="later on this machine", now=clock())
     assert _counts(merge_stores(there, [here.path])) == [(0, 1, 0)]
     assert _counts(merge_stores(here, [there.path])) == [(0, 0, 1)]
     assert here.get_run(run["id"])["status"] == there.get_run(run["id"])["status"] == "failed"

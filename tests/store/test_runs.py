@@ -6,7 +6,7 @@ import gc
 import re
 import subprocess
 import sys
-import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -26,8 +26,14 @@ def test_new_run_document_shape():
     assert (doc["status"], doc["source"], doc["schema_version"], doc["error"], doc["finished_at"]) == (
         "running", "record", SCHEMA_VERSION, None, None)
     assert doc["created_at"] == doc["updated_at"] and doc["created_at"].endswith("+00:00")
+    pinned = new_run_document({}, now=datetime(2026, 3, 4, 5, 6, 7, 890000, tzinfo=timezone(timedelta(hours=2))))
+    assert pinned["id"].startswith("20260304T030607-")
+    assert pinned["created_at"] == pinned["updated_at"] == "2026-03-04T03:06:07.890+00:00"
+    with pytest.raises(PsykError, match="needs a time zone"):
+        new_run_document({}, now=datetime(2026, 3, 4))
     assert set(doc["host"]) == {"hostname", "platform", "python", "cpu_count"}
-    assert {"psykedelic", "tensorflow", "keras", "numpy", "scipy", "scikit-learn", "matplotlib", "tinydb", "typer", "rich"} <= set(doc["versions"])
+    assert {"psykedelic", "tensorflow", "keras", "numpy", "scipy", "scikit-learn", "matplotlib", "tinydb", "typer",
+            "rich"} <= set(doc["versions"])
     assert doc["versions"]["tinydb"] and doc["versions"]["numpy"]
     assert set(doc["config"]) == {*CONFIG_FIELDS, "extra"}
     assert (doc["config"]["model"], doc["config"]["mode"], doc["config"]["extra"]) == ("MicroResNet32", None, "kept")
@@ -62,17 +68,17 @@ def test_add_assigns_ids_and_refuses_duplicates(store, make_run):
         store.add_run({"config": [1]})
 
 
-def test_update_merges_results_and_stamps_times(store, make_run):
+def test_update_merges_results_and_stamps_times(store, make_run, clock):
     run_id = store.add_run(make_run(status="running"))
     created = store.get_run(run_id)
-    time.sleep(0.002)  # updated_at has millisecond resolution
-    running = store.update_run(run_id, results={"final": {"accuracy": 0.5}}, note="epoch 3")
+    running = store.update_run(run_id, results={"final": {"accuracy": 0.5}}, note="epoch 3", now=clock())
     assert running["finished_at"] is None and running["note"] == "epoch 3"
-    assert running["updated_at"] > created["updated_at"]
-    done = store.update_run(run_id[:18], status="completed", results={"eig_stats": {"complex_ratio": 0.2}})
+    assert running["updated_at"] == clock.now.isoformat(timespec="milliseconds") > created["updated_at"]
+    done = store.update_run(run_id[:18], status="completed", results={"eig_stats": {"complex_ratio": 0.2}},
+                            now=clock())
     stored = store.get_run(run_id)
     assert stored == done
-    assert stored["finished_at"] == stored["updated_at"]
+    assert stored["finished_at"] == stored["updated_at"] == clock.now.isoformat(timespec="milliseconds")
     assert set(stored["results"]) == {"performance", "pruning_per_layer", "final", "eig_stats"}
     assert stored["results"]["final"] == {"accuracy": 0.5}
     failed = store.update_run(run_id, status="failed", error="out of memory")
@@ -89,7 +95,8 @@ def test_get_by_prefix(store, make_run):
     store.add_runs([first, second])
     assert store.get_run("20261126T011234-3f9")["id"] == first["id"]
     assert store.get_run("20261126T011234-3fa000")["id"] == second["id"]
-    with pytest.raises(PsykError, match="prefix '20261126T011234-3f' is ambiguous: it matches 20261126T011234-3f9c2a, 20261126T011234-3fa000"):
+    with pytest.raises(PsykError, match="prefix '20261126T011234-3f' is ambiguous: "
+                       "it matches 20261126T011234-3f9c2a, 20261126T011234-3fa000"):
         store.get_run("20261126T011234-3f")
     with pytest.raises(PsykError, match=r"no run '2025' in .*psyk-store.json \(2 runs"):
         store.get_run("2025")

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 from tinydb import Query, TinyDB
@@ -77,18 +76,14 @@ KILLED_WRITER = """
 """
 
 
-def _kill_mid_write(path, writes_before_kill: int) -> bool:
+def _kill_mid_write(path, writes_before_kill: int, wait_until) -> bool:
     """Start a writer and SIGKILL it while its temporary file exists; True if it died
     mid-write (under heavy load the write may finish between looking and killing)."""
     writer = _spawn(KILLED_WRITER, path)
-    deadline = time.monotonic() + 120
     try:
-        while time.monotonic() < deadline:
-            if len(Store(path).summaries()) >= writes_before_kill and _temporaries(path):
-                os.kill(writer.pid, signal.SIGKILL)
-                break
-        else:
-            pytest.fail("the writer never started a write")
+        wait_until(lambda: len(Store(path).summaries()) >= writes_before_kill and _temporaries(path),
+                   interval=0.002, what=f"the writer to start write {writes_before_kill + 1}")
+        os.kill(writer.pid, signal.SIGKILL)
     finally:
         writer.kill()
         writer.wait()
@@ -96,10 +91,11 @@ def _kill_mid_write(path, writes_before_kill: int) -> bool:
     return bool(_temporaries(path))
 
 
+@pytest.mark.race
 @pytest.mark.parametrize("writes_before_kill", [0, 2, 5])
-def test_a_writer_killed_mid_write_leaves_a_loadable_store(tmp_path, writes_before_kill):
+def test_a_writer_killed_mid_write_leaves_a_loadable_store(tmp_path, writes_before_kill, wait_until):
     path = tmp_path / "store.json"
-    assert any(_kill_mid_write(path, writes_before_kill) for _ in range(5)), "never killed mid-write"
+    assert any(_kill_mid_write(path, writes_before_kill, wait_until) for _ in range(5)), "never killed mid-write"
     runs = Store(path).runs()
     assert len(runs) >= writes_before_kill
     for run in runs:
@@ -126,7 +122,8 @@ def test_a_corrupt_store_is_refused_and_left_byte_for_byte(tmp_path, content):
     path = tmp_path / "store.json"
     path.write_bytes(content)
     store = Store(path)
-    for attempt in (store.runs, store.summaries, lambda: store.add_run({"config": {}}), lambda: store.delete_runs(["x"])):
+    attempts = (store.runs, store.summaries, lambda: store.add_run({"config": {}}), lambda: store.delete_runs(["x"]))
+    for attempt in attempts:
         with pytest.raises(PsykError, match=str(path)):
             attempt()
     assert path.read_bytes() == content
@@ -248,7 +245,8 @@ def test_a_failed_write_is_a_clear_error_and_changes_nothing(tmp_path, make_run,
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(os, "fsync", disk_full)
-    with pytest.raises(PsykError, match=f"cannot write store {path} \\(No space left on device\\); it was left as it was"):
+    with pytest.raises(PsykError,
+                       match=f"cannot write store {path} \\(No space left on device\\); it was left as it was"):
         Store(path).add_run(make_run())
     monkeypatch.undo()
     assert path.read_bytes() == before

@@ -7,19 +7,31 @@ from psykedelic_cli.training.recorder import PhaseTimer, RunRecorder
 def test_lazy_results_wait_for_the_write_budget_and_finish_writes_everything(tmp_path):
     store = Store(tmp_path / "store.json")
     run_id = store.add_run(new_run_document({"model": "m", "dataset": "digits"}, source="train"))
-    recorder = RunRecorder(store, run_id, budget=1e9)  # any write "costs" enough to defer the next lazy one
-    recorder.put(learning_curve={"epoch": [1]}, lazy=True)
-    assert store.get_run(run_id)["results"]["learning_curve"] == {"epoch": [1]}
-    recorder.put(learning_curve={"epoch": [1, 2]}, lazy=True)
-    assert store.get_run(run_id)["results"]["learning_curve"] == {"epoch": [1]}
-    recorder.put(final={"accuracy": 0.5})  # an eager result carries the deferred one with it
-    results = store.get_run(run_id)["results"]
-    assert results["learning_curve"] == {"epoch": [1, 2]} and results["final"] == {"accuracy": 0.5}
-    recorder.put(learning_curve={"epoch": [1, 2, 3]}, lazy=True)
+    ticks = iter(range(1000))
+    # Each clock reading is one tick later, so a write "takes" one tick; with budget 3 a lazy
+    # result is written only once 3 ticks have passed since the last write ended.
+    recorder = RunRecorder(store, run_id, budget=3.0, clock=lambda: float(next(ticks)))
+
+    def stored():
+        return store.get_run(run_id)["results"]
+
+    recorder.put(learning_curve={"epoch": [1]}, lazy=True)  # tick 0: the first write, ends at tick 1
+    assert stored()["learning_curve"] == {"epoch": [1]}
+    recorder.put(learning_curve={"epoch": [1, 2]}, lazy=True)  # tick 2: deferred
+    recorder.put(learning_curve={"epoch": [1, 2, 3]}, lazy=True)  # tick 3: deferred
+    assert stored()["learning_curve"] == {"epoch": [1]}
+    recorder.put(final={"accuracy": 0.5})  # an eager result carries the deferred one with it (ends at tick 5)
+    assert stored()["learning_curve"] == {"epoch": [1, 2, 3]} and stored()["final"] == {"accuracy": 0.5}
+    recorder.put(learning_curve={"epoch": [1, 2, 3, 4]}, lazy=True)  # tick 6: deferred
+    recorder.put(learning_curve={"epoch": [1, 2, 3, 4, 5]}, lazy=True)  # tick 7: deferred
+    assert stored()["learning_curve"]["epoch"] == [1, 2, 3]
+    recorder.put(learning_curve={"epoch": [1, 2, 3, 4, 5, 6]}, lazy=True)  # tick 8: three ticks after, written
+    assert stored()["learning_curve"]["epoch"] == [1, 2, 3, 4, 5, 6]
+    recorder.put(learning_curve={"epoch": [1, 2, 3, 4, 5, 6, 7]}, lazy=True)
     recorder.finish("interrupted", "stopped")
     run = store.get_run(run_id)
     assert run["status"] == "interrupted" and run["error"] == "stopped"
-    assert run["results"]["learning_curve"] == {"epoch": [1, 2, 3]}
+    assert run["results"]["learning_curve"] == {"epoch": [1, 2, 3, 4, 5, 6, 7]}
 
 
 def test_eager_budget_zero_writes_every_lazy_result(tmp_path):

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -181,6 +180,7 @@ def _restore_default_sigint():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.race
 @pytest.mark.parametrize(
     "signal_number, exit_code, error",
     [
@@ -189,7 +189,7 @@ def _restore_default_sigint():
     ],
     ids=["ctrl-c", "sigterm"],
 )
-def test_a_stopped_training_marks_its_run_interrupted(tmp_path, signal_number, exit_code, error):
+def test_a_stopped_training_marks_its_run_interrupted(tmp_path, signal_number, exit_code, error, wait_until):
     store = tmp_path / "store.json"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     command = [sys.executable, "-m", "psykedelic_cli", "--store", str(store), "train", "--depth", "8",
@@ -197,13 +197,8 @@ def test_a_stopped_training_marks_its_run_interrupted(tmp_path, signal_number, e
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                preexec_fn=_restore_default_sigint)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            time.sleep(0.5)
-            if store.exists() and any(r["results"].get("learning_curve") for r in Store(store).runs()):
-                break
-        else:
-            pytest.fail("training never recorded an epoch")
+        wait_until(lambda: store.exists() and any(r["results"].get("learning_curve") for r in Store(store).runs()),
+                   timeout=300, interval=0.5, what="the training to record an epoch")
         process.send_signal(signal_number)
         _, stderr = process.communicate(timeout=60)
     finally:
