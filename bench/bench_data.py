@@ -51,7 +51,10 @@ def _baseline_keras_layers(images, labels, n_classes):
     import tensorflow as tf
 
     augment = keras.Sequential(
-        [keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=0), keras.layers.RandomFlip("horizontal", seed=0)]
+        [
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=0),
+            keras.layers.RandomFlip("horizontal", seed=0),
+        ]
     )
     return (
         tf.data.Dataset.from_tensor_slices((images, tf.one_hot(labels, n_classes)))

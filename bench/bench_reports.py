@@ -52,7 +52,10 @@ LAYERS = resnet32_layers()
 
 def _per_layer(alive: np.ndarray) -> list[dict]:
     return [
-        {"layer": name, "active_params": int(k * k * a), "total_params": k * k * c_in * c_out, "alive_kernels": int(a), "total_kernels": c_in * c_out}
+        {
+            "layer": name, "active_params": int(k * k * a), "total_params": k * k * c_in * c_out,
+            "alive_kernels": int(a), "total_kernels": c_in * c_out,
+        }
         for (name, k, c_in, c_out), a in zip(LAYERS, alive)
     ]
 
@@ -74,7 +77,8 @@ def _comparison(rng: np.random.Generator, kill_scale: float) -> tuple[dict, dict
         performance[mode] = {
             "accuracy": accuracy, "precision": accuracy - 0.01, "recall": accuracy - 0.005,
             "active_params": active, "total_params": total_params, "compression_ratio": ratio,
-            "score": accuracy / accuracy_none * ratio, "alive_kernels": int(alive.sum()), "total_kernels": int(total_kernels.sum()),
+            "score": accuracy / accuracy_none * ratio, "alive_kernels": int(alive.sum()),
+            "total_kernels": int(total_kernels.sum()),
         }
         per_layer[mode] = lists
     return performance, per_layer
@@ -105,21 +109,28 @@ def synthetic_run(rng: np.random.Generator, index: int) -> dict:
             "history_interval": 10, "residual": True, "seed": index,
         },
         "results": {
-            "learning_curve": {k: rng.uniform(0, 1, 200).tolist() for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr")}
+            "learning_curve": {
+                k: rng.uniform(0, 1, 200).tolist() for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr")
+            }
             | {"epoch": list(range(1, 201)), "stage": [1] * 100 + [2] * 100},
             "performance": performance,
             "pruning_per_layer": per_layer,
             "final": performance["det"] | {"mode": "det"},
             "eig_stats": {
                 "total_kernels": total_kernels, "total_eigenvalues": 3 * total_kernels,
-                "complex_eigenvalues": int(rng.integers(total_kernels, 2 * total_kernels)), "complex_ratio": float(rng.uniform(0.3, 0.5)),
+                "complex_eigenvalues": int(rng.integers(total_kernels, 2 * total_kernels)),
+                "complex_ratio": float(rng.uniform(0.3, 0.5)),
                 "criteria": {
                     c: {"pruned": 1000, "target_complex": 500, "pruned_complex": 300,
-                        "target_complex_ratio": float(rng.uniform(0.2, 0.7)), "pruned_complex_ratio": float(rng.uniform(0.2, 0.7))}
+                        "target_complex_ratio": float(rng.uniform(0.2, 0.7)),
+                        "pruned_complex_ratio": float(rng.uniform(0.2, 0.7))}
                     for c in EIG_CRITERIA
                 },
             },
-            "set_analysis": {"criteria": list(BASE_CRITERIA), "total_kernels": total_kernels, "shares": dict(zip(combos, shares.tolist()))},
+            "set_analysis": {
+                "criteria": list(BASE_CRITERIA), "total_kernels": total_kernels,
+                "shares": dict(zip(combos, shares.tolist())),
+            },
             "pruning_per_threshold": {
                 "thresholds": list(PER_THRESHOLD_THRESHOLDS),
                 "pruned_ratio": {
@@ -163,7 +174,10 @@ def _cli_seconds(store: Path, command: str, out_dir: Path) -> float:
     """Wall time of the whole ``psyk report`` process (start-up, imports, read, aggregate, render)."""
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "psykedelic_cli", "--store", str(store), "report", command, "-f", "csv", "-o", str(out_dir)],
+        [
+            sys.executable, "-m", "psykedelic_cli", "--store", str(store), "report", command, "-f", "csv",
+            "-o", str(out_dir),
+        ],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -177,7 +191,9 @@ def run() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         store = Path(folder) / "psyk-store.json"
-        console.print(f"[bold]bench_reports[/]: building a store of {RUNS} ResNet-32-sized runs ({len(DATASETS)} datasets) …")
+        console.print(
+            f"[bold]bench_reports[/]: building a store of {RUNS} ResNet-32-sized runs ({len(DATASETS)} datasets) …"
+        )
         write_store(store, RUNS)
         size_mb = store.stat().st_size / 1e6
 
@@ -203,11 +219,16 @@ def run() -> None:
 
             rendering = median_seconds(render, repeat=2, warmup=0)
             cli = statistics.median(_cli_seconds(store, command, out_dir) for _ in range(2))
-            del runs, report
+            runs = report = None  # free this report's runs before the next kind is read
             for figure, seconds, goal in (
                 (f"{command}: read (store query)", read, ""),
                 (f"{command}: aggregate", aggregate, ""),
-                (f"{command}: render (tables + {charts} PNG charts{f', {fmt_seconds(rendering / charts)} each' if charts else ''})", rendering, ""),
+                (
+                    f"{command}: render (tables + {charts} PNG charts"
+                    f"{f', {fmt_seconds(rendering / charts)} each' if charts else ''})",
+                    rendering,
+                    "",
+                ),
                 (f"{command}: whole CLI command", cli, f"< {GOAL_SECONDS:.0f} s"),
             ):
                 verdict = ("ok" if seconds < GOAL_SECONDS else "MISSED") if goal else ""

@@ -21,7 +21,10 @@ from pathlib import Path
 from bench._util import console, figures_table, fmt_seconds, median_seconds
 
 RUNS = 1000
-MODES = ("None", "det", "det_corr", "min_eig", "min_eig_real", "spectral_radius", "spectral_radius_real", "spectral_norm", "weight")
+MODES = (
+    "None", "det", "det_corr", "min_eig", "min_eig_real", "spectral_radius", "spectral_radius_real", "spectral_norm",
+    "weight",
+)
 HISTORY_STEPS = 10
 EPOCHS = 200
 
@@ -34,7 +37,9 @@ def _resnet32_layers() -> list[tuple[str, int, int]]:
         for block in range(1, 6):
             for conv in (1, 2):
                 inputs = channels if conv == 1 else filters
-                layers.append((f"stage{stage}_block{block}_conv{conv}", 9 * inputs * filters + filters, inputs * filters))
+                layers.append(
+                    (f"stage{stage}_block{block}_conv{conv}", 9 * inputs * filters + filters, inputs * filters)
+                )
             if block == 1 and filters != channels:
                 layers.append((f"stage{stage}_block1_shortcut", channels * filters + filters, channels * filters))
             channels = filters
@@ -77,7 +82,10 @@ def resnet32_run(rng: random.Random, index: int) -> dict:
     doc["results"] = {
         "learning_curve": {
             "epoch": list(range(1, EPOCHS + 1)),
-            **{key: [rng.random() for _ in range(EPOCHS)] for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr")},
+            **{
+                key: [rng.random() for _ in range(EPOCHS)]
+                for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr")
+            },
             "stage": [1] * (EPOCHS // 2) + [2] * (EPOCHS // 2),
         },
         "performance": {m: _row(rng) for m in MODES},
@@ -88,7 +96,10 @@ def resnet32_run(rng: random.Random, index: int) -> dict:
             for step in range(HISTORY_STEPS)
         ],
         "per_layer_history": [
-            {"epoch": step * doc["config"]["history_interval"], "pruning_per_layer": {m: _per_layer(rng) for m in MODES}}
+            {
+                "epoch": step * doc["config"]["history_interval"],
+                "pruning_per_layer": {m: _per_layer(rng) for m in MODES},
+            }
             for step in range(HISTORY_STEPS)
         ],
     }
@@ -125,15 +136,24 @@ def run() -> None:
         bare = median_seconds(lambda: json.loads(path.read_bytes()), repeat=3, warmup=0)
         probe = run_ids[RUNS // 2]
         figures = [
-            ("psyk list-experiments (whole command)", lambda: _psyk("list-experiments", store=path), 5, "≤ 2× and < 2 s"),
+            (
+                "psyk list-experiments (whole command)", lambda: _psyk("list-experiments", store=path), 5,
+                "≤ 2× and < 2 s",
+            ),
             ("psyk show RUN (whole command)", lambda: _psyk("show", probe[:18], store=path), 5, "≪ 1×"),
             ("Store.summaries() (list's read)", store.summaries, 5, "≪ 1×"),
             ("Store.add_run (one more run, fsynced)", lambda: store.add_run(resnet32_run(rng, RUNS)), 3, "≪ 1×"),
-            ("Store.update_run (a training epoch)", lambda: store.update_run(probe, results={"final": _row(rng)}), 3, "≪ 1×"),
+            (
+                "Store.update_run (a training epoch)", lambda: store.update_run(probe, results={"final": _row(rng)}), 3,
+                "≪ 1×",
+            ),
             ("Store.runs(kinds=['performance'])", lambda: store.runs(kinds=["performance"]), 3, "≪ 1×"),
             ("Store.runs() (every run, whole)", store.runs, 1, "≈ 1×"),
         ]
-        rows = [{"figure": f"json.load of the store ({size / 1e6:.0f} MB)", "ours": fmt_seconds(bare), "baseline": "—", "ratio": "1.00×"}]
+        rows = [{
+            "figure": f"json.load of the store ({size / 1e6:.0f} MB)", "ours": fmt_seconds(bare), "baseline": "—",
+            "ratio": "1.00×",
+        }]
         for name, action, repeat, goal in figures:
             seconds = median_seconds(action, repeat=repeat, warmup=1 if repeat > 1 else 0)
             verdict = ""
@@ -145,6 +165,6 @@ def run() -> None:
         plain = Path(folder) / "plain-tinydb.json"
         shutil.copyfile(path, plain)
         seconds = median_seconds(lambda: _tinydb_default_insert(plain, resnet32_run(rng, RUNS + 1)), repeat=1, warmup=0)
-        rows.append({"figure": "for scale: TinyDB JSONStorage insert", "ours": fmt_seconds(seconds), "baseline": fmt_seconds(bare),
-                     "ratio": f"{seconds / bare:.2f}×", "goal": "—"})
+        rows.append({"figure": "for scale: TinyDB JSONStorage insert", "ours": fmt_seconds(seconds),
+                     "baseline": fmt_seconds(bare), "ratio": f"{seconds / bare:.2f}×", "goal": "—"})
     console.print(figures_table(f"store with {RUNS} ResNet-32-sized runs (medians)", rows))

@@ -98,8 +98,12 @@ def run() -> None:
     goal = f"≤ {GOAL:.2f}× (> {LIMIT:.2f}× not done)"
     rows = []
     for clock, seconds in times.items():
-        rows.append(_row(f"{clock}: masked vs plain Keras twin", seconds["masked"], seconds["plain"], goal, judged=True))
-        rows.append(_row(f"{clock}: masked vs masked without constraint", seconds["masked"], seconds["masked, no constraint"]))
+        rows.append(
+            _row(f"{clock}: masked vs plain Keras twin", seconds["masked"], seconds["plain"], goal, judged=True)
+        )
+        rows.append(
+            _row(f"{clock}: masked vs masked without constraint", seconds["masked"], seconds["masked, no constraint"])
+        )
     title = (
         f"ResNet-20 train step (Adam, batch {BATCH}): medians of {ROUNDS} alternating rounds, "
         "ratio = median of per-round ratios"

@@ -13,7 +13,13 @@ from rich.table import Table
 from typer.core import TyperCommand
 
 from psykedelic_cli.cli.app import app
-from psykedelic_cli.cli.common import ContributionThresholdOption, RateOption, ThresholdOption, console, import_tensorflow
+from psykedelic_cli.cli.common import (
+    ContributionThresholdOption,
+    RateOption,
+    ThresholdOption,
+    console,
+    import_tensorflow,
+)
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.pruning.modes import DEFAULT_CONTRIBUTION_THRESHOLD, DEFAULT_RATE, DEFAULT_THRESHOLD
 
@@ -85,7 +91,8 @@ def prune(
     rate: RateOption = DEFAULT_RATE,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the random modes (default 0).")] = None,
     keep_masks: Annotated[
-        bool, typer.Option(help="Keep our masked layers in the output (default: plain Keras Conv2D, dead kernels zero).")
+        bool,
+        typer.Option(help="Keep our masked layers in the output (default: plain Keras Conv2D, dead kernels zero)."),
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
 ) -> None:

@@ -56,7 +56,9 @@ class RepeatableOption:
 FILTERS = (
     RepeatableOption("--dataset", "dataset", str, "Only runs on this dataset (repeat for several)."),
     RepeatableOption("--model", "model", str, "Only runs of this model, e.g. MicroResNet32."),
-    RepeatableOption("--init", "init_mode", str, "Only runs with this init mode (\"default\" or an --init file's stem)."),
+    RepeatableOption(
+        "--init", "init_mode", str, "Only runs with this init mode (\"default\" or an --init file's stem)."
+    ),
     RepeatableOption("--optimizer", "optimizer", str, "Only runs trained with this optimizer."),
     RepeatableOption("--lr", "lr", float, "Only runs with this learning rate."),
     RepeatableOption("--epochs", "epochs", int, "Only runs of this many epochs."),
@@ -64,8 +66,12 @@ FILTERS = (
     RepeatableOption("--l1-penalty", "l1_penalty", float, "Only runs with this L1 penalty."),
     RepeatableOption("--threshold", "threshold", float, "Only runs with this significance threshold."),
 )
-HISTORY_INTERVAL = RepeatableOption("--history-interval", "history_interval", int, "Only runs sampling their history every this many epochs.")
-MODES = RepeatableOption("--mode", "modes", str, "Show only these compared modes (repeat for several; \"None\" is the unpruned baseline).")
+HISTORY_INTERVAL = RepeatableOption(
+    "--history-interval", "history_interval", int, "Only runs sampling their history every this many epochs."
+)
+MODES = RepeatableOption(
+    "--mode", "modes", str, "Show only these compared modes (repeat for several; \"None\" is the unpruned baseline)."
+)
 
 
 @dataclass(frozen=True)

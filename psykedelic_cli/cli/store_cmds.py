@@ -86,7 +86,9 @@ def _list_row(summary: dict) -> dict:
     }
 
 
-LIST_HEADER = ("id", "date", "status", "model", "dataset", "modes", "threshold", "l1", "seed", "accuracy", "compression")
+LIST_HEADER = (
+    "id", "date", "status", "model", "dataset", "modes", "threshold", "l1", "seed", "accuracy", "compression"
+)
 RIGHT_ALIGNED = {"threshold", "l1", "seed", "accuracy", "compression"}
 STATUS_STYLES = {"completed": "", "running": "yellow", "failed": "red", "interrupted": "magenta"}
 
@@ -132,7 +134,9 @@ def list_experiments(
     model: Annotated[Optional[str], typer.Option(help="Only runs of this model (e.g. MicroResNet32).")] = None,
     mode: Annotated[Optional[str], typer.Option(help="Only runs trained with this pruning mode.")] = None,
     status: Annotated[Optional[str], typer.Option(help=f"Only runs with this status: {', '.join(STATUSES)}.")] = None,
-    output: Annotated[ListFormat, typer.Option("--format", "-f", help="A rich table, JSON run documents, or CSV.")] = ListFormat.table,
+    output: Annotated[
+        ListFormat, typer.Option("--format", "-f", help="A rich table, JSON run documents, or CSV.")
+    ] = ListFormat.table,
 ) -> None:
     """One line per run, with its headline accuracy and compression.
 
@@ -189,7 +193,9 @@ def _describe_result(kind: str, value) -> str:
 def show(
     ctx: typer.Context,
     run: Annotated[str, typer.Argument(help="A run id or any unique prefix of one.", metavar="RUN")],
-    output: Annotated[ShowFormat, typer.Option("--format", "-f", help="Rich tables, or the run document as JSON.")] = ShowFormat.table,
+    output: Annotated[
+        ShowFormat, typer.Option("--format", "-f", help="Rich tables, or the run document as JSON.")
+    ] = ShowFormat.table,
 ) -> None:
     """One run: its config and a summary of its results.
 
@@ -252,7 +258,9 @@ def delete(
 @_reflowed
 def merge(
     ctx: typer.Context,
-    others: Annotated[list[Path], typer.Argument(help="Stores made elsewhere (psyk-store.json files).", metavar="OTHER_STORE")],
+    others: Annotated[
+        list[Path], typer.Argument(help="Stores made elsewhere (psyk-store.json files).", metavar="OTHER_STORE")
+    ],
 ) -> None:
     """Bring in the runs of other stores (e.g. from other machines).
 
@@ -276,7 +284,9 @@ def merge(
 @_reflowed
 def import_legacy_command(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(help="The original psykedelic's experiments.json file(s).", metavar="FILE")],
+    files: Annotated[
+        list[Path], typer.Argument(help="The original psykedelic's experiments.json file(s).", metavar="FILE")
+    ],
 ) -> None:
     """Import the original psykedelic's experiments.json as runs.
 

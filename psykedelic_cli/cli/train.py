@@ -71,30 +71,51 @@ def train(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Option(help="digits | cifar10 | cifar100 | tiny-imagenet.")] = DEFAULTS.dataset,
     data_dir: DataDirOption = None,
-    depth: Annotated[int, typer.Option(help="ResNet depth: 6m+2 (thin: 20, 32, 44, 56, 110) or 50/101/152.")] = DEFAULTS.depth,
+    depth: Annotated[
+        int, typer.Option(help="ResNet depth: 6m+2 (thin: 20, 32, 44, 56, 110) or 50/101/152.")
+    ] = DEFAULTS.depth,
     epochs: Annotated[int, typer.Option(help="Total epochs, split over --steps stages.")] = DEFAULTS.epochs,
     steps: Annotated[int, typer.Option(help="Number of stages (≥ 2).")] = DEFAULTS.steps,
     batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = DEFAULTS.batch_size,
     lr: Annotated[float, typer.Option(help="Base learning rate (step schedule ×0.1 after epoch 80, …).")] = DEFAULTS.lr,
     optimizer: Annotated[str, typer.Option(help=" | ".join(OPTIMIZERS))] = DEFAULTS.optimizer,
     momentum: Annotated[float, typer.Option(help="SGD momentum.")] = DEFAULTS.momentum,
-    decay: Annotated[float, typer.Option(help="Inverse-time learning-rate decay per iteration (0 = off).")] = DEFAULTS.decay,
-    l1_penalty: Annotated[Optional[list[float]], typer.Option(help=f"L1 penalty on conv kernels in the pruning stages (repeatable; default {DEFAULTS.l1_penalty:g}).")] = None,
+    decay: Annotated[
+        float, typer.Option(help="Inverse-time learning-rate decay per iteration (0 = off).")
+    ] = DEFAULTS.decay,
+    l1_penalty: Annotated[
+        Optional[list[float]],
+        typer.Option(
+            help=f"L1 penalty on conv kernels in the pruning stages (repeatable; default {DEFAULTS.l1_penalty:g})."
+        ),
+    ] = None,
     mode: Annotated[Optional[list[str]], typer.Option(help=ModeHelp)] = None,
     compare: CompareOption = None,
     threshold: ThresholdOption = DEFAULTS.threshold,
     contribution_threshold: ContributionThresholdOption = DEFAULTS.contribution_threshold,
     rate: RateOption = DEFAULTS.rate,
-    history_interval: Annotated[int, typer.Option(help="Compare modes every N epochs of stage 1 (0 = off).")] = DEFAULTS.history_interval,
+    history_interval: Annotated[
+        int, typer.Option(help="Compare modes every N epochs of stage 1 (0 = off).")
+    ] = DEFAULTS.history_interval,
     init: Annotated[Optional[Path], typer.Option(help="Initial weights: a .keras model or .weights.h5 file.")] = None,
     residual: Annotated[bool, typer.Option("--residual/--no-residual", help="Keep the residual connections.")] = True,
-    baseline: Annotated[bool, typer.Option(help="Also train and record the uncompressed ResNet (no L1, no pruning).")] = False,
+    baseline: Annotated[
+        bool, typer.Option(help="Also train and record the uncompressed ResNet (no L1, no pruning).")
+    ] = False,
     stop_after_pruning: Annotated[bool, typer.Option(help="Skip the last (fine-tuning) stage.")] = False,
-    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs) in the last stage.")] = DEFAULTS.patience,
-    save_model: Annotated[bool, typer.Option(help="Save the trained model (.keras) in the run's output folder.")] = False,
-    out_dir: Annotated[Path, typer.Option(help="Per-run charts (and models) go to OUT_DIR/<run id>/.")] = Path("psyk-out"),
+    patience: Annotated[
+        int, typer.Option(help="Early-stopping patience (epochs) in the last stage.")
+    ] = DEFAULTS.patience,
+    save_model: Annotated[
+        bool, typer.Option(help="Save the trained model (.keras) in the run's output folder.")
+    ] = False,
+    out_dir: Annotated[
+        Path, typer.Option(help="Per-run charts (and models) go to OUT_DIR/<run id>/.")
+    ] = Path("psyk-out"),
     seed: Annotated[Optional[list[int]], typer.Option(help="Random seed (repeatable: one run per seed).")] = None,
-    distribute: Annotated[str, typer.Option(help="none | mirrored (every local GPU, or the CPU).")] = DEFAULTS.distribute,
+    distribute: Annotated[
+        str, typer.Option(help="none | mirrored (every local GPU, or the CPU).")
+    ] = DEFAULTS.distribute,
     config: Annotated[
         Optional[Path],
         typer.Option(help="TOML file of option defaults (keys as option names); command-line values win.",

@@ -78,7 +78,7 @@ class Dataset:
         }
 
     def train_pipeline(self, batch_size: int, seed: int = 0):
-        """Training batches ``(images, one-hot labels)``: reshuffled every epoch, shifted and mirrored when ``augment``."""
+        """Training batches ``(images, one-hot labels)``: reshuffled every epoch, shifted and mirrored when ``augment``."""  # noqa: E501
         batch_size = _checked_batch_size(batch_size)
         from psykedelic_cli.data.pipeline import batches  # TensorFlow loads here, not on import
 

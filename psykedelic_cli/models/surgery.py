@@ -186,7 +186,9 @@ def compute_masks(
 
 def layer_statistics(model) -> dict[str, KernelStatistics]:
     """Lazy kernel statistics of every Conv2D, keyed by layer name; valid while the kernels are unchanged."""
-    return {layer.name: kernel_statistics(layer_kernels(_kernel(layer)), layer=layer.name) for layer in conv_layers(model)}
+    return {
+        layer.name: kernel_statistics(layer_kernels(_kernel(layer)), layer=layer.name) for layer in conv_layers(model)
+    }
 
 
 def prune_model(
@@ -271,7 +273,9 @@ def set_l1_penalty(model, value: float) -> None:
         layer.kernel_regularizer for layer in conv_layers(model) if isinstance(layer.kernel_regularizer, SwitchableL1)
     ]
     if value and not regularizers:
-        raise PsykError(f"model {model.name!r} was built without an L1 penalty; build it with l1_penalty to set {value:g}")
+        raise PsykError(
+            f"model {model.name!r} was built without an L1 penalty; build it with l1_penalty to set {value:g}"
+        )
     for regularizer in regularizers:
         regularizer.assign(value)
 

@@ -14,6 +14,7 @@ when its threshold rule fails (det against tⁿ, det_corr against t²ⁿ, else t
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+
 import numpy as np
 
 from psykedelic_cli.pruning.modes import layer_kernels, survival_bound, validate_threshold

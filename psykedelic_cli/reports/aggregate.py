@@ -158,9 +158,13 @@ _PLAIN_STEM_FIELDS = ("dataset", "model", "init_mode", "threshold", "rule")
 
 def group_title(fields: Sequence[str], values: Sequence[object]) -> str:
     """``"cifar10, MicroResNet32, init_mode=default, threshold=1e-04"``: a group named in a chart title."""
-    return ", ".join(format_value(v) if f in _PLAIN_TITLE_FIELDS else f"{f}={format_value(v)}" for f, v in zip(fields, values))
+    return ", ".join(
+        format_value(v) if f in _PLAIN_TITLE_FIELDS else f"{f}={format_value(v)}" for f, v in zip(fields, values)
+    )
 
 
 def group_stem(fields: Sequence[str], values: Sequence[object]) -> str:
     """``"cifar10_MicroResNet32_l1_penalty-0.001"``: a group named in a chart's file name."""
-    return "_".join(format_value(v) if f in _PLAIN_STEM_FIELDS else f"{f}-{format_value(v)}" for f, v in zip(fields, values))
+    return "_".join(
+        format_value(v) if f in _PLAIN_STEM_FIELDS else f"{f}-{format_value(v)}" for f, v in zip(fields, values)
+    )

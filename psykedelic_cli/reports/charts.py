@@ -83,7 +83,10 @@ def means_and_stds(stats: Sequence[Stat | None], scale: float = 1.0) -> tuple[np
     return mean, std
 
 
-def bars(ax: "Axes", stats: Sequence[Stat | None], styles: Sequence[Style], *, scale: float = 100.0, positions=None, width: float = 0.8) -> None:
+def bars(
+    ax: "Axes", stats: Sequence[Stat | None], styles: Sequence[Style], *, scale: float = 100.0, positions=None,
+    width: float = 0.8,
+) -> None:
     """One bar per stat (mean) with a ± std error bar, coloured and hatched by ``styles``."""
     mean, std = means_and_stds(stats, scale)
     x = np.arange(len(stats)) if positions is None else np.asarray(positions, dtype=float)
@@ -91,7 +94,10 @@ def bars(ax: "Axes", stats: Sequence[Stat | None], styles: Sequence[Style], *, s
     ax.errorbar(x, mean, yerr=std, fmt="none", ecolor="black", elinewidth=0.8, capsize=2 if len(x) <= 30 else 0)
 
 
-def rectangles(ax: "Axes", x: np.ndarray, heights: np.ndarray, width: float, colors: Sequence[str], hatches: Sequence[str] | None = None) -> None:
+def rectangles(
+    ax: "Axes", x: np.ndarray, heights: np.ndarray, width: float, colors: Sequence[str],
+    hatches: Sequence[str] | None = None,
+) -> None:
     """Bars from 0 to ``heights`` centred on ``x``, as one collection per hatch.
 
     ``Axes.bar`` adds one patch per bar and updates the data limits for each, which
@@ -106,17 +112,26 @@ def rectangles(ax: "Axes", x: np.ndarray, heights: np.ndarray, width: float, col
         vertices = [[(left[i], 0), (left[i], heights[i]), (right[i], heights[i]), (right[i], 0)] for i in chosen]
         # hatch lines in white over the fill keep the colour readable
         ax.add_collection(
-            PolyCollection(vertices, facecolors=[colors[i] for i in chosen], edgecolors="white", linewidths=0.5, hatch=hatch or None),
+            PolyCollection(
+                vertices, facecolors=[colors[i] for i in chosen], edgecolors="white", linewidths=0.5,
+                hatch=hatch or None,
+            ),
             autolim=False,
         )
     ax.update_datalim([(left.min(), 0), (right.max(), max(0.0, float(np.max(heights, initial=0))))])
     ax.autoscale_view()
 
 
-def band(ax: "Axes", x: Sequence[float], stats: Sequence[Stat | None], style: Style, label: str, *, scale: float = 100.0, marker: bool = False) -> None:
+def band(
+    ax: "Axes", x: Sequence[float], stats: Sequence[Stat | None], style: Style, label: str, *, scale: float = 100.0,
+    marker: bool = False,
+) -> None:
     """The mean as a line and mean ± std as a translucent band around it."""
     mean, std = means_and_stds(stats, scale)
-    ax.plot(x, mean, color=style.color, linestyle=style.linestyle, marker=style.marker if marker else None, markersize=3, linewidth=1.4, label=label)
+    ax.plot(
+        x, mean, color=style.color, linestyle=style.linestyle, marker=style.marker if marker else None, markersize=3,
+        linewidth=1.4, label=label,
+    )
     ax.fill_between(x, mean - std, mean + std, color=style.color, alpha=0.18, linewidth=0)
 
 
@@ -129,9 +144,13 @@ def legend(ax: "Axes", handles: Sequence, labels: Sequence[str], title: str) -> 
     figure's panels for many (all 27 modes): never over the data, never squeezing a panel.
     Size the figure with ``legend_height``."""
     if len(labels) <= _RIGHT_LEGEND_ENTRIES:
-        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, title=title, frameon=False)
+        ax.legend(
+            handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, title=title, frameon=False
+        )
     else:
-        ax.get_figure().legend(handles, labels, loc="outside lower center", ncols=_BOTTOM_LEGEND_COLUMNS, title=title, frameon=False)
+        ax.get_figure().legend(
+            handles, labels, loc="outside lower center", ncols=_BOTTOM_LEGEND_COLUMNS, title=title, frameon=False
+        )
 
 
 def legend_height(entries: int) -> float:

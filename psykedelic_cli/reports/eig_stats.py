@@ -66,7 +66,9 @@ def eig_stats_report(runs: Sequence[dict]) -> Report:
                 column_fields=("criterion", "measure"),
                 rows=list(rows_stats),
                 columns=COLUMNS,
-                cells={(row, column): Cell(stat) for row, stats in rows_stats.items() for column, stat in stats.items()},
+                cells={
+                    (row, column): Cell(stat) for row, stats in rows_stats.items() for column, stat in stats.items()
+                },
                 notes=(
                     "complex: share of complex eigenvalues among all eigenvalues; "
                     "target: share of kernels whose deciding eigenvalue (arg-min or arg-max) is complex; "

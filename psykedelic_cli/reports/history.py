@@ -80,7 +80,12 @@ def history_report(runs: Sequence[dict], *, modes: Sequence[str] | None = None) 
             for category in CATEGORIES
             if category == "accuracy" or set(stats[category]) - {BASELINE}  # the baseline compresses nothing
         ]
-        report_charts.append(Chart(f"history_{group_stem(fields, key)}", partial(draw_history, group_title(fields, key), stats, len(members))))
+        report_charts.append(
+            Chart(
+                f"history_{group_stem(fields, key)}",
+                partial(draw_history, group_title(fields, key), stats, len(members)),
+            )
+        )
     if not tables:
         raise NothingFound(f"no matching run compared the mode(s) {', '.join(modes or ())} in its history")
     return Report(

@@ -166,8 +166,14 @@ def draw_parameters(title: str, stats: LayerStats):
     grid = figure.add_gridspec(nrows, ncols)
     x = np.arange(1, len(stats.layers) + 1)
     total, _ = charts.means_and_stds(stats.total, 1e-3)
-    active = {mode: [None if s is None else Stat(s.mean / 1e3, s.std / 1e3, s.n) for s in stats.active[mode]] for mode in modes}
-    highest = max([np.nanmax(total, initial=0.0)] + [np.nanmax(sum(charts.means_and_stds(a)), initial=0.0) for a in active.values()])
+    active = {
+        mode: [None if s is None else Stat(s.mean / 1e3, s.std / 1e3, s.n) for s in stats.active[mode]]
+        for mode in modes
+    }
+    highest = max(
+        [np.nanmax(total, initial=0.0)]
+        + [np.nanmax(sum(charts.means_and_stds(a)), initial=0.0) for a in active.values()]
+    )
     top = 1.05 * highest if highest > 0 else 1.0
     y_ticks = [t for t in MaxNLocator(nbins=4).tick_values(0, top) if 0 <= t <= top]
     for index, mode in enumerate(modes):
@@ -202,13 +208,18 @@ def draw_ratios(title: str, stats: LayerStats):
     for offset, mode in zip(offsets, modes):
         style = mode_style(mode)
         mean, std = charts.means_and_stds(stats.ratio[mode], 100)
-        ax.errorbar(x + offset, mean, yerr=std, fmt=style.marker, color=style.color, markersize=3, elinewidth=0.7, capsize=0, label=mode)
+        ax.errorbar(
+            x + offset, mean, yerr=std, fmt=style.marker, color=style.color, markersize=3, elinewidth=0.7, capsize=0,
+            label=mode,
+        )
     _layer_axis(ax, stats)
     ax.set_ylim(-2, 102)
     ax.set_xlabel("conv layer (model order)")
     ax.set_ylabel("active parameters (% of layer)")
     charts.legend(ax, *ax.get_legend_handles_labels(), title="mode")
-    figure.suptitle(f"Active ratio per layer — {title}\nmean ± population std over n = {stats.runs} runs (error bars: std)")
+    figure.suptitle(
+        f"Active ratio per layer — {title}\nmean ± population std over n = {stats.runs} runs (error bars: std)"
+    )
     return figure
 
 

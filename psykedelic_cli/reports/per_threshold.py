@@ -73,7 +73,9 @@ def per_threshold_report(runs: Sequence[dict]) -> Report:
         tables.append(_table(rule, splits, setting, dataset, model, aggregated))
         title = group_title(("dataset", "model", *splits), (dataset, model, *setting))
         stem = group_stem(("dataset", "model", *splits, "rule"), (dataset, model, *setting, rule))
-        report_charts.append(Chart(f"per_threshold_{stem}", partial(draw_per_threshold, title, rule, aggregated, len(members))))
+        report_charts.append(
+            Chart(f"per_threshold_{stem}", partial(draw_per_threshold, title, rule, aggregated, len(members)))
+        )
         grids.setdefault((rule, *setting), {})[(dataset, model)] = (aggregated, len(members))
     for (rule, *setting), cells in grids.items():
         if len(cells) > 1:
@@ -88,7 +90,9 @@ def per_threshold_report(runs: Sequence[dict]) -> Report:
     )
 
 
-def _table(rule: str, splits: Sequence[str], setting: Sequence[object], dataset: str, model: str, aggregated: CriterionStats) -> Table:
+def _table(
+    rule: str, splits: Sequence[str], setting: Sequence[object], dataset: str, model: str, aggregated: CriterionStats
+) -> Table:
     thresholds = sorted({t for stats in aggregated.values() for t in stats})
     rows = [(t,) for t in thresholds]
     columns = [(c,) for c in aggregated]
@@ -135,7 +139,8 @@ def draw_grid(title: str, rule: str, cells: dict[tuple[str, str], tuple[Criterio
     datasets = sorted({d for d, _ in cells}, key=natural_key)
     models = sorted({m for _, m in cells}, key=natural_key)
     figure, axes = charts.figure(
-        charts.PAPER_WIDTH, 1.4 + 2.1 * len(models), nrows=len(models), ncols=len(datasets), sharex=True, sharey=True, squeeze=False
+        charts.PAPER_WIDTH, 1.4 + 2.1 * len(models), nrows=len(models), ncols=len(datasets), sharex=True, sharey=True,
+        squeeze=False,
     )
     for (row, model), (col, dataset) in ((r, c) for r in enumerate(models) for c in enumerate(datasets)):
         ax = axes[row][col]
@@ -155,5 +160,8 @@ def draw_grid(title: str, rule: str, cells: dict[tuple[str, str], tuple[Criterio
             handles.setdefault(label, handle)
     figure.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=4, frameon=False)
     suffix = f" ({title})" if title else ""
-    figure.suptitle(f"Kernels pruned per threshold{suffix}\nRule: {RULES.get(rule, rule)}\nmean ± population std over n runs (band: ± std)")
+    figure.suptitle(
+        f"Kernels pruned per threshold{suffix}\nRule: {RULES.get(rule, rule)}\n"
+        "mean ± population std over n runs (band: ± std)"
+    )
     return figure

@@ -38,7 +38,9 @@ PerformanceStats = dict[tuple, dict[str, dict[str, Stat]]]
 """group key (CELL_FIELDS + split settings) → category → mode → Stat."""
 
 
-def aggregate_performance(runs: Sequence[dict], fields: Sequence[str], modes: Sequence[str] | None = None) -> PerformanceStats:
+def aggregate_performance(
+    runs: Sequence[dict], fields: Sequence[str], modes: Sequence[str] | None = None
+) -> PerformanceStats:
     """Mean ± std of every category for every mode, per group of runs sharing ``fields``."""
     aggregated: PerformanceStats = {}
     for key, members in group_by_config(runs, fields).items():
@@ -47,7 +49,11 @@ def aggregate_performance(runs: Sequence[dict], fields: Sequence[str], modes: Se
         if not present:
             continue
         aggregated[key] = {
-            category: {mode: stat for mode in present if (stat := summarize((row.get(mode) or {}).get(category) for row in rows))}
+            category: {
+                mode: stat
+                for mode in present
+                if (stat := summarize((row.get(mode) or {}).get(category) for row in rows))
+            }
             for category in CATEGORIES
         }
     if not aggregated:
@@ -100,8 +106,14 @@ def performance_tables(aggregated: PerformanceStats, splits: Sequence[str]) -> l
                     column_fields=("dataset", "model", "init_mode"),
                     rows=rows,
                     columns=columns,
-                    cells=mark_best(stats, rows, columns, along="column", eligible_rows=rows if category == "accuracy" else [r for r in rows if r != (BASELINE,)]),
-                    notes=("Bold: best of each column" + ("." if category == "accuracy" else " (the unpruned None baseline excluded)."),),
+                    cells=mark_best(
+                        stats, rows, columns, along="column",
+                        eligible_rows=rows if category == "accuracy" else [r for r in rows if r != (BASELINE,)],
+                    ),
+                    notes=(
+                        "Bold: best of each column"
+                        + ("." if category == "accuracy" else " (the unpruned None baseline excluded)."),
+                    ),
                     labels={"init_mode": "init", "mode": "Mode"},
                 )
             )
@@ -130,8 +142,13 @@ def draw_performance(key: tuple, fields: Sequence[str], stats: dict[str, dict[st
         ax.grid(axis="x", visible=False)
     baseline = stats["accuracy"].get(BASELINE)
     if baseline is not None:
-        axes[2].axhline(baseline.mean * 100, color="black", linestyle="--", linewidth=1, label=f"None (unpruned): {baseline.mean * 100:.1f}%")
+        axes[2].axhline(
+            baseline.mean * 100, color="black", linestyle="--", linewidth=1,
+            label=f"None (unpruned): {baseline.mean * 100:.1f}%",
+        )
         figure.legend(loc="outside lower right", frameon=False)
     n = max(stat.n for category in stats.values() for stat in category.values())
-    figure.suptitle(f"Performance per mode — {group_title(fields, key)}\nmean ± population std over n = {n} runs (error bars: std)")
+    figure.suptitle(
+        f"Performance per mode — {group_title(fields, key)}\nmean ± population std over n = {n} runs (error bars: std)"
+    )
     return figure

@@ -18,10 +18,10 @@ import numpy as np
 from psykedelic_cli.reports import charts
 from psykedelic_cli.reports.aggregate import (
     Stat,
+    config_value,
     group_runs,
     group_stem,
     group_title,
-    config_value,
     runs_with,
     settings_text,
     summarize_matrix,
@@ -32,7 +32,9 @@ from psykedelic_cli.reports.report import Chart, Report
 from psykedelic_cli.reports.tables import Cell, Table
 
 NONE_CODE = "∅"
-VENN_SETS = (("min_eig", "min_eig_real"), ("spectral_radius", "spectral_radius_real"), ("min_eig", "weight", "spectral_radius"))
+VENN_SETS = (
+    ("min_eig", "min_eig_real"), ("spectral_radius", "spectral_radius_real"), ("min_eig", "weight", "spectral_radius")
+)
 MAX_BARS = 30
 """Bars beyond this many (the smallest shares) are summed into one "other" bar."""
 _IRRELEVANT = ("dataset", "model", "contribution_threshold", "rate")
@@ -53,12 +55,17 @@ def share_matrix(runs: Sequence[dict]) -> tuple[list[str], np.ndarray]:
     return [combinations[i] for i in order], matrix[:, order]
 
 
-def venn_regions(combinations: Sequence[str], matrix: np.ndarray, sets: Sequence[str]) -> dict[tuple[bool, ...], list[Stat | None]]:
+def venn_regions(
+    combinations: Sequence[str], matrix: np.ndarray, sets: Sequence[str]
+) -> dict[tuple[bool, ...], list[Stat | None]]:
     """Per region (membership in each of ``sets``) the Stat of its share: the sum of the shares
     of every combination with exactly that membership, per run."""
     members = [set(c.split("+")) if c else set() for c in combinations]
     regions = list(product((False, True), repeat=len(sets)))
-    columns = np.array([[all((s in m) == inside for s, inside in zip(sets, region)) for m in members] for region in regions], dtype=float)
+    columns = np.array(
+        [[all((s in m) == inside for s, inside in zip(sets, region)) for m in members] for region in regions],
+        dtype=float,
+    )
     return dict(zip(regions, summarize_matrix(matrix @ columns.T)))
 
 
@@ -68,7 +75,9 @@ def set_analysis_report(runs: Sequence[dict]) -> Report:
 
     def key(run: dict) -> tuple:
         criteria = tuple(run["results"]["set_analysis"].get("criteria") or ())
-        return (*(config_value(run, s) for s in splits), criteria, config_value(run, "dataset"), config_value(run, "model"))
+        return (
+            *(config_value(run, s) for s in splits), criteria, config_value(run, "dataset"), config_value(run, "model")
+        )
 
     groups = group_runs(runs, key)
     criteria_vary = len({k[len(splits)] for k in groups}) > 1
@@ -88,17 +97,28 @@ def set_analysis_report(runs: Sequence[dict]) -> Report:
                 table.rows.append(row)
             table.cells[(row, (model,))] = Cell(stat)
         title = group_title(("dataset", "model", *splits), (dataset, model, *setting))
-        stem = group_stem(("dataset", "model", *splits, *(("criteria",) if criteria_vary else ())), (dataset, model, *setting, criteria))
+        stem = group_stem(
+            ("dataset", "model", *splits, *(("criteria",) if criteria_vary else ())),
+            (dataset, model, *setting, criteria),
+        )
         report_charts.append(Chart(f"set_analysis_{stem}", partial(draw_shares, title, criteria, combinations, matrix)))
         if any(set(venn) <= set(criteria) for venn in VENN_SETS):
-            report_charts.append(Chart(f"set_analysis_venn_{stem}", partial(draw_venns, title, criteria, combinations, matrix)))
+            report_charts.append(
+                Chart(f"set_analysis_venn_{stem}", partial(draw_venns, title, criteria, combinations, matrix))
+            )
     for table in tables.values():
-        table.rows.sort(key=lambda row: -max((table.cell(row, col).stat.mean for col in table.columns if table.cell(row, col).stat), default=0))
+        table.rows.sort(
+            key=lambda row: -max(
+                (table.cell(row, col).stat.mean for col in table.columns if table.cell(row, col).stat), default=0
+            )
+        )
     fields = ("dataset", "model", "code", "combination", *splits) + (("criteria",) if criteria_vary else ())
     return Report(name="set_analysis", record_fields=fields, tables=list(tables.values()), charts=report_charts)
 
 
-def _empty_table(splits: Sequence[str], setting: Sequence[object], criteria: tuple, dataset: str, criteria_vary: bool) -> Table:
+def _empty_table(
+    splits: Sequence[str], setting: Sequence[object], criteria: tuple, dataset: str, criteria_vary: bool
+) -> Table:
     """The table of one dataset; ``criteria_vary``: other runs compared other criteria, so say which."""
     keys = {"dataset": dataset, **dict(zip(splits, setting))}
     extra = [settings_text(splits, setting)] if setting else []
@@ -141,13 +161,17 @@ def draw_shares(title: str, criteria: Sequence[str], combinations: Sequence[str]
     figure, ax = charts.figure(charts.PAPER_WIDTH, 3.4)
     mean = matrix.mean(axis=0) * 100
     charts.rectangles(ax, np.arange(len(labels)), mean, 0.75, colors)
-    ax.errorbar(range(len(labels)), mean, yerr=matrix.std(axis=0) * 100, fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+    ax.errorbar(
+        range(len(labels)), mean, yerr=matrix.std(axis=0) * 100, fmt="none", ecolor="black", elinewidth=0.8, capsize=2
+    )
     ax.set_xticks(range(len(labels)), labels, **charts.label_rotation(labels))
     ax.set_xlim(-0.6, len(labels) - 0.4)
     ax.set_ylabel("share of all kernels (%)")
     ax.set_xlabel("combination of criteria that prune exactly these kernels")
     ax.grid(axis="x", visible=False)
-    handles = [Patch(color=CRITERION_COLORS.get(c, UNKNOWN_COLOR), label=f"{criterion_letter(c)} = {c}") for c in criteria]
+    handles = [
+        Patch(color=CRITERION_COLORS.get(c, UNKNOWN_COLOR), label=f"{criterion_letter(c)} = {c}") for c in criteria
+    ]
     handles.append(Patch(color=_SEVERAL_COLOR, label="several criteria"))
     if len(labels) < len(combinations):
         handles.append(Patch(color=UNKNOWN_COLOR, label="other = the smaller\ncombinations, summed"))
@@ -177,7 +201,9 @@ def draw_venns(title: str, criteria: Sequence[str], combinations: Sequence[str],
     for ax, sets in zip(axes[0], diagrams):
         regions = venn_regions(combinations, matrix, sets)
         # matplotlib-venn orders regions by their binary id read left to right (10, 01, 11, …).
-        ids = sorted((r for r in regions if any(r)), key=lambda r: int("".join("1" if x else "0" for x in reversed(r)), 2))
+        ids = sorted(
+            (r for r in regions if any(r)), key=lambda r: int("".join("1" if x else "0" for x in reversed(r)), 2)
+        )
         draw, layout = (venn2, Venn2Layout) if len(sets) == 2 else (venn3, Venn3Layout)
         diagram = draw(
             subsets=[1] * len(ids),
@@ -197,7 +223,10 @@ def draw_venns(title: str, criteria: Sequence[str], combinations: Sequence[str],
                 text.set_fontsize(8)
         outside = _percent(regions[(False,) * len(sets)]).replace("\n", " ")
         ax.set_title(f"pruned by none of them:\n{outside}", fontsize=8)
-    figure.suptitle(f"Overlap of pruned kernels (% of all kernels) — {title}\nmean ± population std over n = {matrix.shape[0]} runs; region areas not to scale")
+    figure.suptitle(
+        f"Overlap of pruned kernels (% of all kernels) — {title}\n"
+        f"mean ± population std over n = {matrix.shape[0]} runs; region areas not to scale"
+    )
     return figure
 
 

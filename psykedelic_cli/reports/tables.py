@@ -160,10 +160,12 @@ def to_rich(table: Table, width: int | None = None) -> list["RichTable"]:
     texts = table.cell_texts()
     labels = list(table.row_labels())
     label_width = sum(
-        max([len(table.label(name)), *(len(row[i]) for row in labels)]) + _RICH_PADDING for i, name in enumerate(table.row_fields)
+        max([len(table.label(name)), *(len(row[i]) for row in labels)]) + _RICH_PADDING
+        for i, name in enumerate(table.row_fields)
     )
     widths = [
-        max([*(len(line) for line in header.splitlines()), *(len(texts[(row, column)]) for row in table.rows)]) + _RICH_PADDING
+        max([*(len(line) for line in header.splitlines()), *(len(texts[(row, column)]) for row in table.rows)])
+        + _RICH_PADDING
         for header, column in zip(headers, table.columns)
     ]
     chunks = _chunks(widths, (width or 10**6) - label_width - 1)  # - 1: the table's left edge
@@ -208,7 +210,12 @@ def to_markdown(tables: Sequence[Table]) -> str:
         header = [table.label(f) for f in table.row_fields] + [
             " / ".join(table.label(column[i]) for i in levels) for column in table.columns
         ]
-        lines = [f"### {table.title}", "", _md_row(header), "|" + "|".join(["---"] * len(table.row_fields) + ["--:"] * len(table.columns)) + "|"]
+        lines = [
+            f"### {table.title}",
+            "",
+            _md_row(header),
+            "|" + "|".join(["---"] * len(table.row_fields) + ["--:"] * len(table.columns)) + "|",
+        ]
         texts = table.cell_texts()
         for row, labels in zip(table.rows, table.row_labels()):
             cells = [f"**{texts[(row, c)]}**" if table.cell(row, c).best else texts[(row, c)] for c in table.columns]
@@ -262,7 +269,11 @@ def _latex_table(table: Table) -> str:
             continue
         heads, rules, start = [""] * n_rows, [], n_rows + 1
         for value, width in spans:
-            heads.append(rf"\multicolumn{{{width}}}{{c}}{{{latex_escape(table.label(value))}}}" if width > 1 else latex_escape(table.label(value)))
+            heads.append(
+                rf"\multicolumn{{{width}}}{{c}}{{{latex_escape(table.label(value))}}}"
+                if width > 1
+                else latex_escape(table.label(value))
+            )
             rules.append(rf"\cmidrule(lr){{{start}-{start + width - 1}}}")
             start += width
         lines += [" & ".join(heads) + r" \\", " ".join(rules)]
@@ -307,7 +318,9 @@ def _spans(values: Sequence[object]) -> list[tuple[object, int]]:
 
 def report_records(tables: Sequence[Table], fields: Sequence[str]) -> list[dict]:
     """Every filled cell of every table as a record with exactly ``fields`` + mean, std, n, best."""
-    return [{f: record.get(f) for f in (*fields, *STAT_FIELDS, "best")} for table in tables for record in table.records()]
+    return [
+        {f: record.get(f) for f in (*fields, *STAT_FIELDS, "best")} for table in tables for record in table.records()
+    ]
 
 
 def to_csv(tables: Sequence[Table], fields: Sequence[str]) -> str:

@@ -178,8 +178,15 @@ def convert_performance(entry: dict, where: _Path) -> dict:
     """``{mode: {param_count, score, accuracy, precision, recall}}`` -> performance rows;
     compression ratio = 1 - param_count / the "None" baseline's param_count."""
     baseline = entry.get(BASELINE)
-    baseline_params = _number(_object(baseline, where / BASELINE).get("param_count"), where / BASELINE / "param_count") if baseline is not None else None
-    return {mode: _performance_row(_object(values, where / mode), baseline_params, where / mode) for mode, values in entry.items()}
+    baseline_params = (
+        _number(_object(baseline, where / BASELINE).get("param_count"), where / BASELINE / "param_count")
+        if baseline is not None
+        else None
+    )
+    return {
+        mode: _performance_row(_object(values, where / mode), baseline_params, where / mode)
+        for mode, values in entry.items()
+    }
 
 
 def _layer_rows(names: list, active: list, total: list) -> list[dict]:
@@ -207,7 +214,10 @@ def _per_layer_counts(value, where: _Path, layers: int) -> list[dict]:
     rows = _list(value, where)
     if len(rows) != layers:
         raise where.fail(f"expected {layers} items (one per layer), got {len(rows)}")
-    return [{crit: _number(n, where / i / crit) for crit, n in _object(row, where / i).items()} for i, row in enumerate(rows)]
+    return [
+        {crit: _number(n, where / i / crit) for crit, n in _object(row, where / i).items()}
+        for i, row in enumerate(rows)
+    ]
 
 
 def convert_eig_stats(entry: dict, where: _Path) -> dict:
@@ -316,7 +326,10 @@ def convert_performance_history(entry: dict, interval: int, where: _Path) -> dic
         for mode in params:
             active = params[mode][step]
             rows[mode] = {
-                **{name: metrics[name][mode][step] if mode in metrics[name] else None for name in ("accuracy", "precision", "recall")},
+                **{
+                    name: metrics[name][mode][step] if mode in metrics[name] else None
+                    for name in ("accuracy", "precision", "recall")
+                },
                 "active_params": active,
                 "total_params": baseline,
                 "compression_ratio": 1 - active / baseline if baseline else None,
@@ -419,7 +432,9 @@ def _build_run(group: _Group, index: int, runs: int, file: Path) -> dict:
     if index < len(performance):
         results["performance"] = convert_performance(performance[index][1], performance[index][0])
     per_layer = {
-        mode: convert_pruning_per_layer(e[index][1], e[index][0]) for mode, e in group.per_mode.items() if index < len(e)
+        mode: convert_pruning_per_layer(e[index][1], e[index][0])
+        for mode, e in group.per_mode.items()
+        if index < len(e)
     }
     if per_layer:
         results["pruning_per_layer"] = per_layer
@@ -441,7 +456,9 @@ def _build_run(group: _Group, index: int, runs: int, file: Path) -> dict:
         elif chart == "eig_analysis":
             results.setdefault("legacy", {})["eig_analysis"] = entry
         else:
-            convert = convert_performance_history if chart == "performance_history" else convert_pruning_per_layer_history
+            convert = (
+                convert_performance_history if chart == "performance_history" else convert_pruning_per_layer_history
+            )
             kind = "performance" if chart == "performance_history" else "pruning_per_layer"
             history[kind].update(convert(entry, int(float(sub_key)), where))
     for kind, result_kind in (("performance", "history"), ("pruning_per_layer", "per_layer_history")):
@@ -458,7 +475,9 @@ def _build_run(group: _Group, index: int, runs: int, file: Path) -> dict:
     )
     doc = new_run_document(config, source="legacy")
     doc.update(status="completed", finished_at=doc["created_at"], results=results)
-    doc["legacy"] = {"file": file.name, "key": group.key, "threshold": group.threshold, "index": index, "sub_keys": sub_keys}
+    doc["legacy"] = {
+        "file": file.name, "key": group.key, "threshold": group.threshold, "index": index, "sub_keys": sub_keys
+    }
     return doc
 
 

@@ -62,7 +62,9 @@ def merge_stores(store: Store, others: Sequence[str | Path]) -> list[MergeCounts
                         tally.added += 1
                     else:
                         tally.updated += 1
-                    copy = Entry(present.doc_id if present else 0, incoming.summary, incoming.doc, incoming.source, incoming.span)
+                    copy = Entry(
+                        present.doc_id if present else 0, incoming.summary, incoming.doc, incoming.source, incoming.span
+                    )
                     mine[incoming.run_id] = transaction.place(copy)
                 counts.append(tally)
         return counts

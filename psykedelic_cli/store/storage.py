@@ -312,7 +312,9 @@ def _layout(entries: list[Entry]) -> list[bytes | tuple[int, int, int]]:
             length, piece = len(encoded), encoded
         else:
             span = entry.span
-            length, head, results, piece = span.length, span.head, span.results, (entry.source.fd, span.offset, span.length)
+            length, head, results, piece = (
+                span.length, span.head, span.results, (entry.source.fd, span.offset, span.length)
+            )
         index.append({
             "doc_id": entry.doc_id, "offset": position + len(key), "length": length,
             "head": head, "results": results, "summary": entry.summary,
@@ -461,13 +463,17 @@ class RunStorage(Storage):
     def write(self, data: dict) -> None:
         unknown = sorted(name for name, table in data.items() if name not in (META_TABLE, RUNS_TABLE) and table)
         if unknown:
-            raise PsykError(f"a psyk store holds only tables '{META_TABLE}' and '{RUNS_TABLE}', not {', '.join(unknown)}")
+            raise PsykError(
+                f"a psyk store holds only tables '{META_TABLE}' and '{RUNS_TABLE}', not {', '.join(unknown)}"
+            )
         runs = data.get(RUNS_TABLE, {})
         nameless = [doc_id for doc_id, doc in runs.items() if not isinstance(doc.get("id"), str)]
         if nameless:
             raise PsykError(f"every run needs a string \"id\"; document(s) {', '.join(nameless)} have none")
         with self.transaction() as transaction:
-            transaction.replace_all([Entry(int(doc_id), run_summary(doc), doc=dict(doc)) for doc_id, doc in runs.items()])
+            transaction.replace_all(
+                [Entry(int(doc_id), run_summary(doc), doc=dict(doc)) for doc_id, doc in runs.items()]
+            )
 
 
 def _tables(entries: list[Entry]) -> dict:

@@ -15,9 +15,13 @@ def headline(doc: dict) -> dict:
     results = doc.get("results") or {}
     performance = results.get("performance") or {}
     mode = (doc.get("config") or {}).get("mode")
-    for source, row in (("final", results.get("final")), (mode, performance.get(mode)), (BASELINE, performance.get(BASELINE))):
+    for source, row in (
+        ("final", results.get("final")), (mode, performance.get(mode)), (BASELINE, performance.get(BASELINE))
+    ):
         if isinstance(row, dict) and source is not None:
-            return {"accuracy": row.get("accuracy"), "compression_ratio": row.get("compression_ratio"), "source": source}
+            return {
+                "accuracy": row.get("accuracy"), "compression_ratio": row.get("compression_ratio"), "source": source
+            }
     return {"accuracy": None, "compression_ratio": None, "source": None}
 
 

@@ -79,7 +79,10 @@ class TrainConfig:
         need(self.history_interval >= 0, f"--history-interval must be ≥ 0 (got {self.history_interval})")
         need(self.patience >= 0, f"--patience must be ≥ 0 (got {self.patience})")
         need(self.dataset in DATASETS, f"unknown dataset '{self.dataset}'; choose from {', '.join(DATASETS)}")
-        need(self.distribute in DISTRIBUTE, f"unknown --distribute '{self.distribute}'; choose from {', '.join(DISTRIBUTE)}")
+        need(
+            self.distribute in DISTRIBUTE,
+            f"unknown --distribute '{self.distribute}'; choose from {', '.join(DISTRIBUTE)}",
+        )
         need(self.init is None or Path(self.init).is_file(), f"--init file not found: {self.init}")
         validate_pruning_parameters(self.threshold, self.contribution_threshold, self.rate)
         if self.mode is not None:

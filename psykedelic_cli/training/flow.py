@@ -28,8 +28,8 @@ from psykedelic_cli.models.surgery import (
 from psykedelic_cli.pruning.analysis import kernel_analysis
 from psykedelic_cli.store import Store, new_run_document
 from psykedelic_cli.store.schema import BASELINE
-from psykedelic_cli.training.comparison import Evaluator, compare_modes, performance_row
 from psykedelic_cli.training.callbacks import LearningCurve, PeriodicComparison, RichProgress, StepLearningRate
+from psykedelic_cli.training.comparison import Evaluator, compare_modes, performance_row
 from psykedelic_cli.training.config import LOSS, TrainConfig
 from psykedelic_cli.training.recorder import PhaseTimer, RunRecorder
 
@@ -238,7 +238,10 @@ def train_run(
 
 
 def _totals(report: dict) -> dict:
-    return {key: report[key] for key in ("active_params", "total_params", "compression_ratio", "alive_kernels", "total_kernels")}
+    return {
+        key: report[key]
+        for key in ("active_params", "total_params", "compression_ratio", "alive_kernels", "total_kernels")
+    }
 
 
 def _write_artifacts(config: TrainConfig, model, run: dict) -> None:

@@ -72,7 +72,8 @@ def record_model(model_file: Path, config: TrainConfig, store_file: Path, *, err
     expected = tuple(model.input_shape[1:])
     if expected != tuple(dataset.input_shape):
         raise PsykError(
-            f"model {model_file} expects inputs of shape {expected}, but {config.dataset} has {tuple(dataset.input_shape)}"
+            f"model {model_file} expects inputs of shape {expected}, "
+            f"but {config.dataset} has {tuple(dataset.input_shape)}"
         )
     store = Store(store_file)
     document = new_run_document(

@@ -77,7 +77,9 @@ def test_json_report_and_the_written_plain_model(plain_model, tmp_path):
         kernel = keras.ops.convert_to_numpy(written.get_layer(name).kernel)
         np.testing.assert_array_equal(kernel[:, :, mask == 0], 0.0)
     original = keras.models.load_model(path)
-    np.testing.assert_array_equal(written.get_layer("head").get_weights()[0], original.get_layer("head").get_weights()[0])
+    np.testing.assert_array_equal(
+        written.get_layer("head").get_weights()[0], original.get_layer("head").get_weights()[0]
+    )
 
 
 def test_table_shows_layers_totals_and_compression_ratio(plain_model, tmp_path):
@@ -87,8 +89,12 @@ def test_table_shows_layers_totals_and_compression_ratio(plain_model, tmp_path):
     assert result.exit_code == 0, result.output
     alive = {name: int((s >= threshold).sum()) for name, s in statistic.items()}
     rows = {line.split()[1]: line for line in result.stdout.splitlines() if re.search(r"conv_[ab]|model", line)}
-    assert re.findall(r"\d[\d,]*", rows["conv_a"]) == [str(alive["conv_a"]), "12", str(112 - 9 * (12 - alive["conv_a"])), "112"]
-    assert re.findall(r"\d[\d,]*", rows["conv_b"]) == [str(alive["conv_b"]), "24", str(222 - 9 * (24 - alive["conv_b"])), "222"]
+    assert re.findall(r"\d[\d,]*", rows["conv_a"]) == [
+        str(alive["conv_a"]), "12", str(112 - 9 * (12 - alive["conv_a"])), "112"
+    ]
+    assert re.findall(r"\d[\d,]*", rows["conv_b"]) == [
+        str(alive["conv_b"]), "24", str(222 - 9 * (24 - alive["conv_b"])), "222"
+    ]
     dead = 36 - sum(alive.values())
     assert re.findall(r"\d[\d,]*", rows["model"]) == [str(36 - dead), "36", str(369 - 9 * dead), "369"]
     assert f"compression ratio {9 * dead / 369:.2%}" in " ".join(result.stdout.split())

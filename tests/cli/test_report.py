@@ -29,7 +29,9 @@ def results(accuracy: float) -> dict:
             "complex_ratio": accuracy / 2,
             "criteria": {c: {"target_complex_ratio": 0.5, "pruned_complex_ratio": 0.25} for c in EIG_CRITERIA},
         },
-        "set_analysis": {"criteria": ["det", "weight"], "total_kernels": 2, "shares": {"": 1 - accuracy, "det": accuracy}},
+        "set_analysis": {
+            "criteria": ["det", "weight"], "total_kernels": 2, "shares": {"": 1 - accuracy, "det": accuracy}
+        },
         "pruning_per_threshold": {"thresholds": [1e-4, 1e-3], "pruned_ratio": {"det": [0.1, accuracy]}, "rule": "own"},
         "history": [{"epoch": 1, "performance": rows}],
     }
@@ -43,8 +45,9 @@ def document(run_id: str, accuracy: float, *, status: str = "completed", **confi
         "created_at": "2026-01-01T00:00:00+00:00",
         "updated_at": "2026-01-01T00:00:00+00:00",
         "config": {
-            "model": "MicroResNet20", "dataset": "digits", "optimizer": "adam", "lr": 1e-3, "epochs": 2, "batch_size": 32,
-            "init_mode": "default", "l1_penalty": 1e-4, "threshold": 1e-4, "history_interval": 1, "seed": 0, **config,
+            "model": "MicroResNet20", "dataset": "digits", "optimizer": "adam", "lr": 1e-3, "epochs": 2,
+            "batch_size": 32, "init_mode": "default", "l1_penalty": 1e-4, "threshold": 1e-4, "history_interval": 1,
+            "seed": 0, **config,
         },
         "results": results(accuracy),
     }
@@ -85,7 +88,9 @@ def test_filters_narrow_the_runs(store):
     other_l1 = records(psyk(store, "eig-stats", "--l1-penalty", "0.001", "-f", "json"))
     complex_ratio = next(r for r in other_l1 if r["criterion"] == "all")
     assert (complex_ratio["mean"], complex_ratio["n"]) == (pytest.approx(0.25), 1)
-    either = records(psyk(store, "eig-stats", "--dataset", "cifar10", "--dataset", "digits", "--l1-penalty", "1e-4", "-f", "json"))
+    either = records(
+        psyk(store, "eig-stats", "--dataset", "cifar10", "--dataset", "digits", "--l1-penalty", "1e-4", "-f", "json")
+    )
     assert {(r["dataset"], r["n"]) for r in either} == {("cifar10", 1), ("digits", 2)}
 
 

@@ -78,12 +78,16 @@ def test_stratified_holdout_is_a_seeded_stratified_partition():
 
 
 def test_unknown_dataset_lists_the_names():
-    with pytest.raises(PsykError, match="unknown dataset 'mnist'; choose one of digits, cifar10, cifar100, tiny-imagenet"):
+    with pytest.raises(
+        PsykError, match="unknown dataset 'mnist'; choose one of digits, cifar10, cifar100, tiny-imagenet"
+    ):
         load_dataset("mnist")
 
 
 def test_describe_is_json_ready(digits):
-    assert repr(digits) == "Dataset('digits', train=1295, val=143, test=359, input_shape=(8, 8, 1), n_classes=10, augment=False)"
+    assert repr(digits) == (
+        "Dataset('digits', train=1295, val=143, test=359, input_shape=(8, 8, 1), n_classes=10, augment=False)"
+    )
     assert digits.describe() == {
         "name": "digits",
         "source": "scikit-learn load_digits",

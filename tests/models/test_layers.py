@@ -54,7 +54,9 @@ def test_masked_output_equals_a_plain_conv_with_the_dead_kernels_zeroed(images):
     plain.build(images.shape)
     plain.set_weights([keras.ops.convert_to_numpy(layer.kernel) * mask, keras.ops.convert_to_numpy(layer.bias)])
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(layer(images[..., :3])), keras.ops.convert_to_numpy(plain(images[..., :3])), atol=1e-6
+        keras.ops.convert_to_numpy(layer(images[..., :3])),
+        keras.ops.convert_to_numpy(plain(images[..., :3])),
+        atol=1e-6,
     )
 
 

@@ -128,4 +128,6 @@ def test_model_names():
 def test_invalid_arguments(kwargs, message):
     arguments = {"input_shape": (8, 8, 1), "n_classes": 10, "depth": 8, **kwargs}
     with pytest.raises(PsykError, match=message):
-        build_micro_resnet(arguments.pop("input_shape"), arguments.pop("n_classes"), arguments.pop("depth"), **arguments)
+        build_micro_resnet(
+            arguments.pop("input_shape"), arguments.pop("n_classes"), arguments.pop("depth"), **arguments
+        )

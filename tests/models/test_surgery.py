@@ -109,7 +109,9 @@ def test_parameter_report_counts_by_hand(masked_cnn):
     # conv_a 3·3·3·4 + 4 = 112, conv_b 3·3·4·6 + 6 = 222, head 6·5 + 5 = 35; masks (12 + 24) excluded
     full = parameter_report(masked_cnn)
     assert full["total_params"] == full["active_params"] == 369 and full["compression_ratio"] == 0.0
-    set_masks(masked_cnn, _masks_with_dead(masked_cnn, {"conv_a": [(0, 0), (1, 3)], "conv_b": [(0, 0), (1, 1), (2, 2)]}))
+    set_masks(
+        masked_cnn, _masks_with_dead(masked_cnn, {"conv_a": [(0, 0), (1, 3)], "conv_b": [(0, 0), (1, 1), (2, 2)]})
+    )
     report = parameter_report(masked_cnn)
     assert report["layers"] == [
         {"layer": "conv_a", "active_params": 112 - 18, "total_params": 112, "alive_kernels": 10, "total_kernels": 12},
@@ -156,7 +158,9 @@ def test_pruning_through_the_model_is_monotone(masked_cnn):
 
 def test_random_mode_is_reproducible_by_seed(masked_cnn):
     def random_masks(**seed):
-        return compute_masks(masked_cnn, "random_kernels", threshold=1e-4, contribution_threshold=1e-3, rate=0.5, **seed)
+        return compute_masks(
+            masked_cnn, "random_kernels", threshold=1e-4, contribution_threshold=1e-3, rate=0.5, **seed
+        )
 
     first, again, other, default, default_again = (
         random_masks(seed=3), random_masks(seed=3), random_masks(seed=4), random_masks(), random_masks()

@@ -28,14 +28,19 @@ def test_summarize_columns_treats_a_short_row_as_missing():
 
 
 def test_floats_that_are_close_group_together(make_run):
-    runs = [make_run("a", {}, threshold=1e-4), make_run("b", {}, threshold=0.1 * 1e-3), make_run("c", {}, threshold=1e-3)]
+    runs = [
+        make_run("a", {}, threshold=1e-4), make_run("b", {}, threshold=0.1 * 1e-3), make_run("c", {}, threshold=1e-3)
+    ]
     assert canonical(1e-4) == canonical(0.1 * 1e-3)
     groups = group_by_config(runs, ["threshold"])
     assert [[r["id"] for r in members] for members in groups.values()] == [["a", "b"], ["c"]]
 
 
 def test_varying_settings_split_only_what_differs(make_run):
-    runs = [make_run("a", {}, l1_penalty=1e-4, seed=1, history_interval=1), make_run("b", {}, l1_penalty=1e-3, seed=2, history_interval=5)]
+    runs = [
+        make_run("a", {}, l1_penalty=1e-4, seed=1, history_interval=1),
+        make_run("b", {}, l1_penalty=1e-3, seed=2, history_interval=5),
+    ]
     assert varying_settings(runs) == ("l1_penalty",)  # seeds repeat an experiment; they never split
     assert varying_settings(runs, exclude=["l1_penalty"]) == ()
     assert varying_settings(runs, first_stage=False) == ("l1_penalty", "history_interval")
@@ -51,7 +56,10 @@ def test_natural_order_puts_numbers_in_names_in_numeric_order():
     assert sorted(names, key=natural_key) == ["MicroResNet20", "MicroResNet56", "MicroResNet110", None]
 
 
-@pytest.mark.parametrize(("value", "text"), [(1e-4, "1e-04"), (5e-12, "5e-12"), (0.5, "0.5"), (0.001, "0.001"), (None, "-"), ("cifar10", "cifar10")])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(1e-4, "1e-04"), (5e-12, "5e-12"), (0.5, "0.5"), (0.001, "0.001"), (None, "-"), ("cifar10", "cifar10")],
+)
 def test_format_value(value, text):
     assert format_value(value) == text
 

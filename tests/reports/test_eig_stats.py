@@ -55,7 +55,9 @@ def test_ratios_are_averaged_per_dataset_and_model(runs):
 
 
 def test_a_run_that_pruned_nothing_has_no_pruned_ratio(runs):
-    assert rows(eig_stats_report(runs))[("cifar10", "spectral_radius", "pruned_complex_ratio")] == pytest.approx((0.3, 0.0, 1))
+    assert rows(eig_stats_report(runs))[("cifar10", "spectral_radius", "pruned_complex_ratio")] == pytest.approx(
+        (0.3, 0.0, 1)
+    )
 
 
 def test_latex_groups_target_and_pruned_under_each_criterion(runs):
@@ -63,7 +65,10 @@ def test_latex_groups_target_and_pruned_under_each_criterion(runs):
     assert r"\multicolumn{2}{c}{min\_eig}" in latex
     assert r"\cmidrule(lr){4-5}" in latex
     assert "Dataset & Model & complex & target & pruned" in latex
-    assert r"cifar10 & MicroResNet32 & $50.00 \pm 10.00\,{\scriptstyle[2]}$ & $60.00 \pm 10.00\,{\scriptstyle[2]}$ & $40.00 \pm 20.00\,{\scriptstyle[2]}$" in latex
+    assert (
+        r"cifar10 & MicroResNet32 & $50.00 \pm 10.00\,{\scriptstyle[2]}$ & $60.00 \pm 10.00\,{\scriptstyle[2]}$ & "
+        r"$40.00 \pm 20.00\,{\scriptstyle[2]}$"
+    ) in latex
     assert r"cifar100 & MicroResNet32 & $30.00 \pm 0.00\,{\scriptstyle[1]}$" in latex
     assert latex.count(r"\midrule") == 2  # below the header and between the datasets
 

@@ -57,7 +57,11 @@ def test_history_intervals_are_not_averaged_together(runs):
     report = history_report(runs)
     rows = list(csv.DictReader(io.StringIO(report.text("csv"))))
     assert "history_interval" in report.record_fields
-    epoch_two = {(r["history_interval"], r["mode"]): float(r["mean"]) for r in rows if r["category"] == "accuracy" and r["epoch"] == "2"}
+    epoch_two = {
+        (r["history_interval"], r["mode"]): float(r["mean"])
+        for r in rows
+        if r["category"] == "accuracy" and r["epoch"] == "2"
+    }
     assert epoch_two[("2", "det")] == pytest.approx(0.5)
     assert epoch_two[("1", "det")] == pytest.approx(0.7)
 

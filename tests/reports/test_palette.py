@@ -4,7 +4,8 @@ from psykedelic_cli.reports.palette import CRITERION_COLORS, CRITERION_LETTERS, 
 from psykedelic_cli.store.schema import BASE_CRITERIA
 
 SPEC_MODES = {  # SPEC.md's 27 modes by family, in SPEC order
-    "kernel": ["det", "det_corr", "min_eig", "min_eig_real", "spectral_radius", "spectral_radius_real", "spectral_norm", "weight"],
+    "kernel": ["det", "det_corr", "min_eig", "min_eig_real", "spectral_radius", "spectral_radius_real",
+               "spectral_norm", "weight"],
     "contribution": ["det_contrib", "min_eig_contrib", "min_eig_real_contrib", "spectral_radius_contrib",
                      "spectral_radius_real_contrib", "spectral_norm_contrib", "weight_contrib"],
     "sorted_kernels": ["det_sorted_kernels", "min_eig_sorted_kernels", "spectral_radius_sorted_kernels",

@@ -17,9 +17,13 @@ def layers(names, active, total=(18, 36)) -> list[dict]:
 @pytest.fixture
 def runs(make_run):
     return [
-        make_run("l1", {"pruning_per_layer": {"None": layers(["conv1", "conv2"], [18, 36]), "det": layers(["conv1", "conv2"], [9, 36])}}),
+        make_run("l1", {"pruning_per_layer": {
+            "None": layers(["conv1", "conv2"], [18, 36]), "det": layers(["conv1", "conv2"], [9, 36])
+        }}),
         # Keras names layers differently in another session: layers align by position
-        make_run("l2", {"pruning_per_layer": {"None": layers(["conv2d_7", "conv2d_8"], [18, 36]), "det": layers(["conv2d_7", "conv2d_8"], [18, 18])}}),
+        make_run("l2", {"pruning_per_layer": {
+            "None": layers(["conv2d_7", "conv2d_8"], [18, 36]), "det": layers(["conv2d_7", "conv2d_8"], [18, 18])
+        }}),
     ]
 
 
@@ -101,15 +105,15 @@ def test_chart_workers_started_before_the_report_draw_the_same_charts(runs, tmp_
     with ChartWorkers(modules=("matplotlib_venn",)) as workers:
         report = per_layer_report(runs)  # built after the workers started, as psyk report does
         early = report.write(tmp_path / "early", "svg", workers=workers)
-    late = report.write(tmp_path / "late", "svg")
+    report.write(tmp_path / "late", "svg")
     for path in early[3:]:
         assert path.read_bytes() == (tmp_path / "late" / path.name).read_bytes()
 
 
 def test_chart_workers_stop_when_the_work_before_the_charts_fails():
-    from psykedelic_cli.reports.report import ChartWorkers
-
     import multiprocessing
+
+    from psykedelic_cli.reports.report import ChartWorkers
 
     with pytest.raises(KeyError):
         with ChartWorkers():

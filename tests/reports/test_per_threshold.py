@@ -23,7 +23,9 @@ def runs(make_run):
 
 def records(report) -> dict:
     return {
-        (r["dataset"], r["rule"], float(r["threshold"]), r["criterion"]): (float(r["mean"]), float(r["std"]), int(r["n"]))
+        (r["dataset"], r["rule"], float(r["threshold"]), r["criterion"]): (
+            float(r["mean"]), float(r["std"]), int(r["n"])
+        )
         for r in csv.DictReader(io.StringIO(report.text("csv")))
     }
 

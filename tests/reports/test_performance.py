@@ -70,10 +70,14 @@ def test_latex_has_the_rows_and_bolds_the_winners(performance_runs):
     assert "Compression ratio" in compression
     # the cells do not all share one run count, so each shows its n in brackets
     assert r"det & $\mathbf{30.00 \pm 8.16}\,{\scriptstyle[3]}$ & $50.00 \pm 0.00\,{\scriptstyle[1]}$ \\" in compression
-    assert r"weight & $10.00 \pm 0.00\,{\scriptstyle[3]}$ & $\mathbf{60.00 \pm 0.00}\,{\scriptstyle[1]}$ \\" in compression
+    assert (
+        r"weight & $10.00 \pm 0.00\,{\scriptstyle[3]}$ & $\mathbf{60.00 \pm 0.00}\,{\scriptstyle[1]}$ \\"
+    ) in compression
     assert "None &" not in compression
     accuracy = latex.split(r"\begin{table}")[3]
-    assert r"None & $\mathbf{92.00 \pm 1.63}\,{\scriptstyle[3]}$ & $\mathbf{70.00 \pm 0.00}\,{\scriptstyle[1]}$ \\" in accuracy
+    assert (
+        r"None & $\mathbf{92.00 \pm 1.63}\,{\scriptstyle[3]}$ & $\mathbf{70.00 \pm 0.00}\,{\scriptstyle[1]}$ \\"
+    ) in accuracy
     assert "population std" in accuracy
 
 
@@ -87,7 +91,9 @@ def test_runs_differing_in_another_setting_are_never_averaged(performance_runs):
     report = performance_report([performance_runs[0], performance_runs[4]])
     rows = csv_rows(report)
     assert report.text("csv").splitlines()[0].endswith("mode,l1_penalty,mean,std,n")
-    accuracies = sorted((float(r["l1_penalty"]), float(r["mean"])) for r in rows if r["category"] == "accuracy" and r["mode"] == "det")
+    accuracies = sorted(
+        (float(r["l1_penalty"]), float(r["mean"])) for r in rows if r["category"] == "accuracy" and r["mode"] == "det"
+    )
     assert accuracies == [pytest.approx((1e-4, 0.80)), pytest.approx((1e-3, 0.40))]
     assert all(r["n"] == "1" for r in rows)
     assert len(report.tables) == 6 and any("l1_penalty=0.001" in t.title for t in report.tables)

@@ -4,7 +4,13 @@ import itertools
 
 import pytest
 
-from psykedelic_cli.reports.set_analysis import MAX_BARS, combination_code, set_analysis_report, share_matrix, venn_regions
+from psykedelic_cli.reports.set_analysis import (
+    MAX_BARS,
+    combination_code,
+    set_analysis_report,
+    share_matrix,
+    venn_regions,
+)
 from psykedelic_cli.store.schema import BASE_CRITERIA
 
 CRITERIA = ["min_eig", "min_eig_real", "spectral_radius", "weight"]
@@ -69,15 +75,20 @@ def test_runs_comparing_other_criteria_are_not_averaged_with_them(runs, make_run
     assert report.text("csv").splitlines()[0] == "dataset,model,code,combination,criteria,mean,std,n"
     rows = list(csv.DictReader(io.StringIO(report.text("csv"))))
     none_rows = {r["criteria"]: (float(r["mean"]), r["n"]) for r in rows if r["combination"] == ""}
-    assert none_rows == {"det+weight": (1.0, "1"), "min_eig+min_eig_real+spectral_radius+weight": (pytest.approx(0.6), "2")}
+    assert none_rows == {
+        "det+weight": (1.0, "1"), "min_eig+min_eig_real+spectral_radius+weight": (pytest.approx(0.6), "2")
+    }
     assert len(report.tables) == 2
 
 
 def test_charts_bar_chart_and_the_venns_whose_criteria_were_compared(runs, tmp_path):
     report = set_analysis_report(runs)
-    assert [c.stem for c in report.charts] == ["set_analysis_cifar10_MicroResNet32", "set_analysis_venn_cifar10_MicroResNet32"]
+    assert [c.stem for c in report.charts] == [
+        "set_analysis_cifar10_MicroResNet32", "set_analysis_venn_cifar10_MicroResNet32"
+    ]
     bars = report.charts[0].draw()
-    assert [t.get_text() for t in bars.axes[0].get_xticklabels()] == ["c", "d", "h", "cd"]  # ∅ is no bar (d, h tie: name order) …
+    # ∅ is no bar (d, h tie: name order) …
+    assert [t.get_text() for t in bars.axes[0].get_xticklabels()] == ["c", "d", "h", "cd"]
     assert "pruned by none of them (not drawn): 60.00% ± 10.00" in bars.get_suptitle()  # … but said
     venn = report.charts[1].draw()
     titles = [ax.get_title() for ax in venn.axes]

@@ -6,13 +6,26 @@ import pytest
 from rich.console import Console
 
 from psykedelic_cli.reports.aggregate import Stat
-from psykedelic_cli.reports.tables import Cell, Table, latex_escape, mark_best, to_csv, to_json, to_latex, to_markdown, to_rich
+from psykedelic_cli.reports.tables import (
+    Cell,
+    Table,
+    latex_escape,
+    mark_best,
+    to_csv,
+    to_json,
+    to_latex,
+    to_markdown,
+    to_rich,
+)
 
 
 def table(**overrides) -> Table:
     rows = [("cifar10", "ResNet20"), ("cifar10", "ResNet56"), ("cifar100", "ResNet20")]
     columns = [("min_eig", "default", "target"), ("min_eig", "default", "pruned"), ("weight", "default", "target")]
-    stats = {(row, column): Stat(0.1 * (i + 1), 0.01, 3) for i, (row, column) in enumerate((r, c) for r in rows for c in columns)}
+    stats = {
+        (row, column): Stat(0.1 * (i + 1), 0.01, 3)
+        for i, (row, column) in enumerate((r, c) for r in rows for c in columns)
+    }
     stats[(rows[2], columns[2])] = None
     values = dict(
         title="Ratios",
@@ -70,7 +83,9 @@ def test_markdown_and_rich_show_the_same_cells():
 
 
 def test_rich_splits_a_wide_table_into_column_chunks_that_fit():
-    uneven = table(cells={**table().cells, (("cifar10", "ResNet20"), ("min_eig", "default", "target")): Cell(Stat(0.5, 0.0, 1))})
+    uneven = table(
+        cells={**table().cells, (("cifar10", "ResNet20"), ("min_eig", "default", "target")): Cell(Stat(0.5, 0.0, 1))}
+    )
     # row labels take 2 × (8 + 3), a "50.00 ± 0.00 [1]" column 16 + 3, and the left edge 1
     chunks = to_rich(uneven, width=61)
     assert [t.title for t in chunks] == ["Ratios (columns 1–2 of 3)", "Ratios (column 3 of 3)"]
@@ -95,7 +110,9 @@ def test_records_keep_raw_values_and_skip_empty_cells():
 
 
 def test_counts_are_shown_per_cell_only_when_they_differ():
-    uneven = table(cells={**table().cells, (("cifar10", "ResNet20"), ("min_eig", "default", "target")): Cell(Stat(0.5, 0.0, 1))})
+    uneven = table(
+        cells={**table().cells, (("cifar10", "ResNet20"), ("min_eig", "default", "target")): Cell(Stat(0.5, 0.0, 1))}
+    )
     texts = uneven.cell_texts()
     assert texts[(("cifar10", "ResNet20"), ("min_eig", "default", "target"))] == "50.00 ± 0.00 [1]"
     assert texts[(("cifar100", "ResNet20"), ("weight", "default", "target"))] == "–"
@@ -104,4 +121,6 @@ def test_counts_are_shown_per_cell_only_when_they_differ():
 
 
 def test_latex_escape():
-    assert latex_escape("a_b & 5% #1 {x} ~^\\") == r"a\_b \& 5\% \#1 \{x\} \textasciitilde{}\textasciicircum{}\textbackslash{}"
+    assert latex_escape("a_b & 5% #1 {x} ~^\\") == (
+        r"a\_b \& 5\% \#1 \{x\} \textasciitilde{}\textasciicircum{}\textbackslash{}"
+    )

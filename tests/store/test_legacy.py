@@ -39,8 +39,12 @@ def _eig_stats_entry(offset: int) -> dict:
         "layer_names": layers,
         "total_complex_list": [100 + offset, 200],
         "total_real_list": [332, 568 + offset],
-        "target_complex_list": [{"min_eig": 30, "spectral_radius": 40}, {"min_eig": 50 + offset, "spectral_radius": 60}],
-        "target_real_list": [{"min_eig": 114, "spectral_radius": 104}, {"min_eig": 206 - offset, "spectral_radius": 196}],
+        "target_complex_list": [
+            {"min_eig": 30, "spectral_radius": 40}, {"min_eig": 50 + offset, "spectral_radius": 60}
+        ],
+        "target_real_list": [
+            {"min_eig": 114, "spectral_radius": 104}, {"min_eig": 206 - offset, "spectral_radius": 196}
+        ],
         "pruned_complex_list": [{"min_eig": 3, "spectral_radius": 0}, {"min_eig": 5, "spectral_radius": 0}],
         "pruned_real_list": [{"min_eig": 7, "spectral_radius": 0}, {"min_eig": 15, "spectral_radius": 0}],
     }
@@ -64,7 +68,9 @@ def legacy_experiments() -> dict:
     """
     data = {
         "learning_curve": {
-            KEY_32: {"1e-04": {"min_eig": [_history("acc", 3, 0.5), {**_history("accuracy", 2, 0.6), "lr": [1e-3, 1e-3]}]}},
+            KEY_32: {"1e-04": {"min_eig": [
+                _history("acc", 3, 0.5), {**_history("accuracy", 2, 0.6), "lr": [1e-3, 1e-3]}
+            ]}},
             KEY_56: {"1e-04": {"det": [_history("acc", 2, 0.3)], "weight": [_history("acc", 2, 0.32)]}},
         },
         "performance": {
@@ -80,8 +86,10 @@ def legacy_experiments() -> dict:
         "eig_stats": {KEY_32: {"1e-04": [_eig_stats_entry(0), _eig_stats_entry(10)]}},
         "eig_analysis": {
             KEY_32: {"1e-04": {"min_eig": [
-                {"layer_names": ["conv2d_1"], "active_real": [70.0], "pruned_real": [5.0], "active_complex": [20.0], "pruned_complex": [5.0]},
-                {"layer_names": ["conv2d_1"], "active_real": [71.0], "pruned_real": [4.0], "active_complex": [21.0], "pruned_complex": [4.0]},
+                {"layer_names": ["conv2d_1"], "active_real": [70.0], "pruned_real": [5.0],
+                 "active_complex": [20.0], "pruned_complex": [5.0]},
+                {"layer_names": ["conv2d_1"], "active_real": [71.0], "pruned_real": [4.0],
+                 "active_complex": [21.0], "pruned_complex": [4.0]},
             ]}},
         },
         "set_analysis": {
@@ -92,8 +100,10 @@ def legacy_experiments() -> dict:
         },
         "pruning_per_threshold": {
             KEY_32: [
-                {"final_vals": {"det": [0.0, 50.0, 100.0], "min_eig": [1.0, 2.0, 3.0]}, "thresholds": [1e-4, 1e-3, 1e-2]},
-                {"final_vals": {"det": [0.0, 40.0, 90.0], "min_eig": [2.0, 4.0, 6.0]}, "thresholds": [1e-4, 1e-3, 1e-2]},
+                {"final_vals": {"det": [0.0, 50.0, 100.0], "min_eig": [1.0, 2.0, 3.0]},
+                 "thresholds": [1e-4, 1e-3, 1e-2]},
+                {"final_vals": {"det": [0.0, 40.0, 90.0], "min_eig": [2.0, 4.0, 6.0]},
+                 "thresholds": [1e-4, 1e-3, 1e-2]},
                 {"final_vals": {"det": [10.0, 20.0, 30.0]}, "thresholds": [1e-4, 1e-3, 1e-2]},
             ],
         },
@@ -159,7 +169,13 @@ def test_one_run_per_appended_entry(imported):
 
 def test_config_is_parsed_from_the_key(imported):
     config = imported[(KEY_32, "1e-04", 0)]["config"]
-    assert {k: config[k] for k in ("model", "depth", "optimizer", "loss", "lr", "epochs", "batch_size", "init_mode", "dataset", "l1_penalty", "threshold")} == {
+    assert {
+        k: config[k]
+        for k in (
+            "model", "depth", "optimizer", "loss", "lr", "epochs", "batch_size", "init_mode", "dataset", "l1_penalty",
+            "threshold",
+        )
+    } == {
         "model": "MicroResNet32", "depth": 32, "optimizer": "adam", "loss": "categorical_crossentropy",
         "lr": 1e-3, "epochs": 200, "batch_size": 128, "init_mode": "random_init", "dataset": "cifar10",
         "l1_penalty": 1e-4, "threshold": 1e-4,
@@ -208,7 +224,9 @@ def test_learning_curves(imported):
 def test_pruning_per_layer(imported):
     per_layer = imported[(KEY_32, "1e-04", 1)]["results"]["pruning_per_layer"]
     assert [row["active_params"] for row in per_layer["min_eig"]] == [207, 999, 650]
-    assert per_layer["None"][1] == {"layer": "conv2d_2", "active_params": 2304, "total_params": 2304, "alive_kernels": None, "total_kernels": None}
+    assert per_layer["None"][1] == {
+        "layer": "conv2d_2", "active_params": 2304, "total_params": 2304, "alive_kernels": None, "total_kernels": None
+    }
 
 
 def test_eig_stats_totals_and_ratios(imported):
@@ -240,9 +258,14 @@ def test_set_analysis_shares(imported):
 
 def test_pruning_per_threshold_goes_to_runs_in_threshold_order(imported):
     first = imported[(KEY_32, "1e-04", 0)]["results"]["pruning_per_threshold"]
-    assert first == {"thresholds": [1e-4, 1e-3, 1e-2], "pruned_ratio": {"det": [0.0, 0.5, 1.0], "min_eig": [0.01, 0.02, 0.03]}, "rule": "raw"}
+    assert first == {
+        "thresholds": [1e-4, 1e-3, 1e-2], "pruned_ratio": {"det": [0.0, 0.5, 1.0], "min_eig": [0.01, 0.02, 0.03]},
+        "rule": "raw",
+    }
     assert imported[(KEY_32, "1e-04", 1)]["results"]["pruning_per_threshold"]["pruned_ratio"]["det"] == [0.0, 0.4, 0.9]
-    assert imported[(KEY_32, "1e-03", 0)]["results"]["pruning_per_threshold"]["pruned_ratio"] == {"det": [0.1, 0.2, 0.3]}
+    assert imported[(KEY_32, "1e-03", 0)]["results"]["pruning_per_threshold"]["pruned_ratio"] == {
+        "det": [0.1, 0.2, 0.3]
+    }
     assert "pruning_per_threshold" not in imported[(KEY_56, "1e-04", 0)]["results"]
 
 
@@ -261,7 +284,9 @@ def test_history_from_both_history_charts(imported):
     results = imported[(KEY_32, "1e-04", 1)]["results"]
     assert [step["epoch"] for step in results["history"]] == [0, 10]
     assert results["history"][1]["performance"]["min_eig"]["score"] == 0.1
-    assert [row["active_params"] for row in results["per_layer_history"][1]["pruning_per_layer"]["min_eig"]] == [400, 2200]
+    assert [
+        row["active_params"] for row in results["per_layer_history"][1]["pruning_per_layer"]["min_eig"]
+    ] == [400, 2200]
 
 
 def test_unknown_charts_are_kept(imported):
@@ -270,8 +295,9 @@ def test_unknown_charts_are_kept(imported):
 
 
 def test_dataset_names():
-    assert [dataset_name(n) for n in ("CIFAR-10", "CIFAR-100", "tiny-imagenet", "TinyImageNet", "tiny_imagenet", "MNIST")] == [
-        "cifar10", "cifar100", "tiny-imagenet", "tiny-imagenet", "tiny-imagenet", "mnist"]
+    assert [
+        dataset_name(n) for n in ("CIFAR-10", "CIFAR-100", "tiny-imagenet", "TinyImageNet", "tiny_imagenet", "MNIST")
+    ] == ["cifar10", "cifar100", "tiny-imagenet", "tiny-imagenet", "tiny-imagenet", "mnist"]
 
 
 def test_import_is_idempotent(tmp_path, legacy_experiments):

@@ -19,7 +19,9 @@ def _version_0_run(run_id: str) -> dict:
         "status": "completed",
         "config": {"model": "MicroResNet20", "dataset": "digits"},
         "results": {
-            "set_analysis": {"criteria": ["det", "weight"], "total_kernels": 200, "combinations": {"det": 30, "det+weight": 50}},
+            "set_analysis": {
+                "criteria": ["det", "weight"], "total_kernels": 200, "combinations": {"det": 30, "det+weight": 50}
+            },
             "pruning_per_threshold": {"thresholds": [1e-4], "pruned_ratio": {"det": [0.1]}},
         },
     }
@@ -42,7 +44,9 @@ def test_version_1_history_per_layer_lists_move_to_their_own_kind():
     ]}})
     assert doc["schema_version"] == 2
     assert doc["results"]["history"] == [
-        {"epoch": 2, "performance": {"None": {"accuracy": 0.9}}}, {"epoch": 4, "performance": {"None": {"accuracy": 0.95}}}]
+        {"epoch": 2, "performance": {"None": {"accuracy": 0.9}}},
+        {"epoch": 4, "performance": {"None": {"accuracy": 0.95}}},
+    ]
     assert doc["results"]["per_layer_history"] == [
         {"epoch": 2, "pruning_per_layer": {"det": layers}}, {"epoch": 4, "pruning_per_layer": {"det": []}}]
 
@@ -55,14 +59,19 @@ def test_current_documents_are_left_alone():
 
 def test_a_version_0_store_is_read_migrated_and_rewritten(tmp_path):
     path = tmp_path / "old.json"
-    path.write_text(json.dumps({"runs": {"1": _version_0_run("20250101T000000-aaaaaa"), "2": _version_0_run("20250101T000000-bbbbbb")}}))
+    path.write_text(json.dumps({"runs": {
+        "1": _version_0_run("20250101T000000-aaaaaa"), "2": _version_0_run("20250101T000000-bbbbbb")
+    }}))
     store = Store(path)
     assert [run["results"]["set_analysis"]["shares"][""] for run in store.runs()] == [0.6, 0.6]
     assert store.summaries()[0]["config"]["model"] == "MicroResNet20"
     store.update_run("20250101T000000-a", status="failed")
     on_disk = json.loads(path.read_text())
     assert on_disk["meta"]["1"]["schema_version"] == SCHEMA_VERSION
-    assert all(doc["schema_version"] == SCHEMA_VERSION and "shares" in doc["results"]["set_analysis"] for doc in on_disk["runs"].values())
+    assert all(
+        doc["schema_version"] == SCHEMA_VERSION and "shares" in doc["results"]["set_analysis"]
+        for doc in on_disk["runs"].values()
+    )
 
 
 def test_a_store_in_our_layout_with_an_older_stamp_is_migrated(tmp_path):

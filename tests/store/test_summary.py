@@ -12,7 +12,9 @@ def test_headline_prefers_final_then_trained_mode_then_baseline():
     assert headline(doc) == {"accuracy": 0.8, "compression_ratio": 0.5, "source": "det"}
     doc["results"]["final"] = {**_row(0.85, 0.4), "mode": "det"}
     assert headline(doc) == {"accuracy": 0.85, "compression_ratio": 0.4, "source": "final"}
-    baseline_only = {"config": {"mode": None}, "results": {"performance": {"None": _row(0.9, 0.0), "det": _row(0.8, 0.5)}}}
+    baseline_only = {
+        "config": {"mode": None}, "results": {"performance": {"None": _row(0.9, 0.0), "det": _row(0.8, 0.5)}}
+    }
     assert headline(baseline_only) == {"accuracy": 0.9, "compression_ratio": 0.0, "source": "None"}
     assert headline({"config": {}, "results": {}}) == {"accuracy": None, "compression_ratio": None, "source": None}
 
