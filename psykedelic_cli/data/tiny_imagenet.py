@@ -8,8 +8,9 @@ the validation images serve as the test split.
 
 Decoding 110,000 JPEGs takes a while, so the arrays are cached in an ``.npz``
 next to the folder (or in the user cache when that folder is read-only), keyed
-by a fingerprint of the file listing: adding, removing or relabelling files
-decodes again.
+by a fingerprint of the file listing, the labels and each image's size and
+modification time: adding, removing, relabelling or replacing a file (even under
+the same name) decodes again.
 """
 
 from __future__ import annotations
@@ -79,9 +80,20 @@ def _val_listing(root: Path, wnids: list[str]) -> tuple[list[Path], np.ndarray]:
     return files, np.asarray(labels, dtype=np.int64)
 
 
+def _file_identity(root: Path, path: Path) -> str:
+    """``path`` relative to ``root`` with its size and modification time (ns): a file
+    replaced under the same name changes at least one of them."""
+    try:
+        status = path.stat()
+    except OSError as exc:
+        raise PsykError(f"tiny-imagenet: cannot read {path}: {exc.strerror}") from None
+    return f"{path.relative_to(root)}\t{status.st_size}\t{status.st_mtime_ns}"
+
+
 def _fingerprint(root: Path, wnids: list[str], files: list[Path], labels: np.ndarray) -> str:
+    """SHA-256 of the class ids, every image's identity (:func:`_file_identity`) and the labels."""
     digest = hashlib.sha256("\n".join(wnids).encode())
-    digest.update("\n".join(str(path.relative_to(root)) for path in files).encode())
+    digest.update("\n".join(_file_identity(root, path) for path in files).encode())
     digest.update(labels.tobytes())
     return digest.hexdigest()
 

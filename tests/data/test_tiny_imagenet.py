@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from psykedelic_cli.data import load_dataset
 from psykedelic_cli.data import tiny_imagenet as tiny
@@ -64,6 +67,28 @@ def test_a_new_image_invalidates_the_cache(tiny_imagenet, decode_calls, jpeg_wri
 
     assert len(decode_calls) == 36 + 37
     assert raw.x_train.shape[0] == 31 and raw.y_train.tolist().count(2) == 11
+
+
+@pytest.mark.parametrize("change", ["later mtime, same size", "same mtime, other size"])
+def test_an_image_replaced_under_the_same_name_invalidates_the_cache(tiny_imagenet, decode_calls, jpeg_writer, change):
+    read_tiny_imagenet(tiny_imagenet.root.parent)
+    replaced = tiny_imagenet.root / "val" / "images" / "val_0.JPEG"  # an n01 (green) image
+    before = replaced.stat()
+    if change == "later mtime, same size":
+        jpeg_writer(replaced, (200, 200, 30))  # yellow: a flat JPEG of the same byte size
+        mtime = before.st_mtime_ns + 1_000_000_000  # the file time pinned, not read from the clock
+    else:
+        noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(replaced, "JPEG", quality=95)
+        mtime = before.st_mtime_ns  # e.g. a copy that preserves times
+    os.utime(replaced, ns=(before.st_atime_ns, mtime))
+    assert (replaced.stat().st_size == before.st_size) == (change == "later mtime, same size")
+    raw = read_tiny_imagenet(tiny_imagenet.root.parent)
+
+    assert len(decode_calls) == 36 + 36
+    expected = np.asarray(Image.open(replaced).convert("RGB"), dtype=int)
+    np.testing.assert_array_equal(raw.x_test[0].astype(int), expected)
+    assert np.abs(raw.x_test[0].astype(int) - np.array(tiny_imagenet.colours["n01"])).max() > JPEG_TOLERANCE
 
 
 def test_cache_falls_back_to_the_user_cache(tiny_imagenet, decode_calls, tmp_path, monkeypatch):
