@@ -25,12 +25,56 @@ def _fail(message: str, code: int, where: str = "psyk") -> None:
     sys.exit(code)
 
 
+STORE_HELP = "The experiment store (a TinyDB JSON file) every command shares."
+
+
+def _store_after_command(ctx: typer.Context, value: Optional[Path]) -> None:
+    if value is not None:
+        ctx.find_root().obj["store"] = value
+
+
+def _store_option():
+    """``--store`` as every command and group repeats it: the same option as the global one,
+    given after the command (typer builds it from a typed parameter, like every option here)."""
+    probe = typer.Typer()
+
+    @probe.command()
+    def command(
+        store: Annotated[
+            Optional[Path],
+            typer.Option(
+                "--store",
+                help=f"{STORE_HELP} Here, after the command, it overrides a --store before it and PSYK_STORE.",
+                callback=_store_after_command, expose_value=False, show_default=False,
+            ),
+        ] = None,
+    ) -> None:
+        """Only builds the option."""
+
+    return typer.main.get_command(probe).params[0]
+
+
+def _accept_store_after_commands(group, option) -> None:
+    # `psyk list-experiments --store runs.json` is how people type it; the root callback has
+    # already stored the global value (or PSYK_STORE) when a subcommand's callback overrides it.
+    for command in group.commands.values():
+        if not any(param.name == "store" for param in command.params):
+            command.params.append(option)
+        if hasattr(command, "commands"):
+            _accept_store_after_commands(command, option)
+
+
 class PsykGroup(TyperGroup):
     """Runs every command inside one error boundary.
 
     Our own ``PsykError`` and click's usage errors become one line on stderr and a
-    non-zero exit (2 for usage errors); they never show a traceback.
+    non-zero exit (2 for usage errors); they never show a traceback. Every command
+    also takes the global ``--store`` after its name.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _accept_store_after_commands(self, _store_option())
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
@@ -86,7 +130,7 @@ def root(
         typer.Option(
             "--store",
             envvar="PSYK_STORE",
-            help="The experiment store (a TinyDB JSON file) every command shares.",
+            help=STORE_HELP,
             show_default=True,
         ),
     ] = Path(DEFAULT_STORE),
