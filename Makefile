@@ -22,6 +22,7 @@ run: $(STAMP)
 	$(BIN)/psyk report performance
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
