@@ -24,6 +24,9 @@ Safety:
 * a write goes to a temporary file in the same directory, is fsynced and atomically
   renamed over the store, so a process killed at any moment leaves the old or the new
   store; readers therefore need no lock: an open file stays one consistent snapshot;
+* a store path that is a symbolic link (e.g. ``PSYK_STORE`` pointing at a shared store)
+  is written through: the lock, the temporary file and the rename are beside the link's
+  target, the link itself stays, and the file keeps its permission bits and group;
 * a file that cannot be parsed is refused with a message naming it, and never written;
 * unchanged documents are copied byte for byte (in the kernel where possible), so a write
   costs a file copy, not a parse and re-serialisation of every run.
@@ -383,8 +386,15 @@ class RunStorage(Storage):
         self._held: Transaction | None = None
 
     @property
+    def target(self) -> Path:
+        """The file writes replace: ``path`` with every symbolic link resolved (``path`` when none)."""
+        return Path(os.path.realpath(self.path))
+
+    @property
     def lock_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".lock")
+        """``<target>.lock``: beside the file itself, so that every path to one store shares one lock."""
+        target = self.target
+        return target.with_name(target.name + ".lock")
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
@@ -403,54 +413,28 @@ class RunStorage(Storage):
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            target = self.target
+            if not target.parent.is_dir():
+                raise PsykError(f"cannot write store {self.path}: it links to {target}, whose folder does not exist")
+            lock_fd = os.open(target.with_name(target.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise PsykError(f"cannot write store {self.path}: {exc.strerror}") from None
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            self._remove_stale_temporaries()
-            with self.snapshot() as snapshot:
+            _remove_stale_temporaries(target)
+            snapshot = open_snapshot(target)
+            try:
                 self._held = Transaction(snapshot.entries)
-                try:
-                    yield self._held
-                    if self._held.changed:
-                        self._replace(_layout(self._held.entries), snapshot)
-                except OSError as exc:
-                    raise PsykError(f"cannot write store {self.path} ({exc.strerror}); it was left as it was") from None
-                finally:
-                    self._held = None
+                yield self._held
+                if self._held.changed:
+                    _replace(target, _layout(self._held.entries), snapshot)
+            except OSError as exc:
+                raise PsykError(f"cannot write store {self.path} ({exc.strerror}); it was left as it was") from None
+            finally:
+                self._held = None
+                snapshot.close()
         finally:
             os.close(lock_fd)  # closing releases the flock
-
-    def _temporary_pattern(self) -> re.Pattern:
-        return re.compile(rf"\.{re.escape(self.path.name)}\.[0-9a-f]{{12}}\.tmp")
-
-    def _remove_stale_temporaries(self) -> None:
-        # Under the lock no writer is mid-write, so any temporary left is from a killed one.
-        pattern = self._temporary_pattern()
-        for leftover in self.path.parent.glob(f".{glob.escape(self.path.name)}.*.tmp"):
-            if pattern.fullmatch(leftover.name):
-                leftover.unlink(missing_ok=True)
-
-    def _replace(self, pieces, snapshot: Snapshot) -> None:
-        temporary = self.path.with_name(f".{self.path.name}.{secrets.token_hex(6)}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            if snapshot.fd is not None:
-                os.fchmod(fd, os.fstat(snapshot.fd).st_mode & 0o7777)
-            _write_pieces(fd, pieces)
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            temporary.unlink(missing_ok=True)
-            raise
-        os.close(fd)
-        os.replace(temporary, self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # make the rename itself durable
-        finally:
-            os.close(directory)
 
     # -- TinyDB's Storage interface: whole-database read and write
 
@@ -474,6 +458,44 @@ class RunStorage(Storage):
             transaction.replace_all(
                 [Entry(int(doc_id), run_summary(doc), doc=dict(doc)) for doc_id, doc in runs.items()]
             )
+
+
+def _temporary_pattern(target: Path) -> re.Pattern:
+    return re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{12}}\.tmp")
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    # Under the lock no writer is mid-write, so any temporary left is from a killed one.
+    pattern = _temporary_pattern(target)
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        if pattern.fullmatch(leftover.name):
+            leftover.unlink(missing_ok=True)
+
+
+def _replace(target: Path, pieces, snapshot: Snapshot) -> None:
+    """Write ``pieces`` to a temporary file beside ``target`` and rename it over ``target``
+    (a regular file, never a link), with the permission bits and group of the file replaced."""
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        if snapshot.fd is not None:
+            replaced = os.fstat(snapshot.fd)
+            with contextlib.suppress(PermissionError):  # a group this user is not in stays as it was
+                os.fchown(fd, -1, replaced.st_gid)
+            os.fchmod(fd, replaced.st_mode & 0o7777)  # after fchown, which may clear the setgid bit
+        _write_pieces(fd, pieces)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        temporary.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(temporary, target)
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # make the rename itself durable
+    finally:
+        os.close(directory)
 
 
 def _tables(entries: list[Entry]) -> dict:

@@ -98,6 +98,20 @@ def test_store_from_the_environment(store_file):
     assert result.stdout.count("\n") == 4
 
 
+def test_psyk_store_naming_a_link_writes_the_shared_store(store_file, tmp_path):
+    link = tmp_path / "work" / "psyk-store.json"
+    link.parent.mkdir()
+    link.symlink_to(store_file)
+    env = {"PSYK_STORE": str(link)}
+    imported = CliRunner().invoke(app, ["import-legacy", str(_legacy_file(tmp_path))], env=env)
+    deleted = CliRunner().invoke(app, ["delete", "20261126T01", "--yes"], env=env)
+    assert (imported.exit_code, deleted.exit_code) == (0, 0), imported.output + deleted.output
+    assert link.is_symlink() and link.resolve() == store_file
+    assert len(Store(store_file).summaries()) == 3 - 1 + 3
+    assert list(link.parent.iterdir()) == [link]  # the lock is beside the shared store, not the link
+    assert (store_file.parent / "psyk-store.json.lock").is_file()
+
+
 def test_show(store_file):
     result = psyk(store_file, "show", "20261126T02")
     assert result.exit_code == 0, result.output

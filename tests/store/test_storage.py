@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from tinydb import Query, TinyDB
@@ -254,3 +255,69 @@ def test_a_failed_write_is_a_clear_error_and_changes_nothing(tmp_path, make_run,
     (tmp_path / "a-file").write_text("")
     with pytest.raises(PsykError, match="cannot write store .*a-file/store.json"):
         Store(tmp_path / "a-file" / "store.json").add_run(make_run())
+
+
+@pytest.fixture
+def linked_store(tmp_path, make_run):
+    """A shared store in ``shared/`` with one run, and ``work/psyk-store.json``: a relative link to it."""
+    shared = tmp_path / "shared" / "store.json"
+    Store(shared).add_run(make_run(model="shared"))
+    link = tmp_path / "work" / "psyk-store.json"
+    link.parent.mkdir()
+    link.symlink_to(Path("..") / "shared" / "store.json")
+    return shared, link
+
+
+def _assert_written_through(shared, link, runs: int):
+    assert link.is_symlink() and os.readlink(link) == str(Path("..") / "shared" / "store.json")
+    assert shared.is_file() and not shared.is_symlink()
+    assert len(Store(shared).summaries()) == runs
+    assert sorted(p.name for p in link.parent.iterdir()) == [link.name]  # no lock, no temporary beside the link
+    assert (shared.parent / "store.json.lock").is_file() and _temporaries(shared) == []
+
+
+def test_every_write_through_a_symbolic_link_reaches_its_target(linked_store, make_run, tmp_path):
+    from psykedelic_cli.store.merge import merge_stores
+
+    shared, link = linked_store
+    store = Store(link)
+    run_id = store.add_run(make_run(model="via-link"))
+    _assert_written_through(shared, link, 2)
+    store.update_run(run_id, status="failed")
+    assert Store(shared).get_run(run_id)["status"] == "failed"
+    store.delete_runs([run_id])
+    _assert_written_through(shared, link, 1)
+    other = tmp_path / "other.json"
+    Store(other).add_run(make_run(model="merged"))
+    merge_stores(store, [other])
+    _assert_written_through(shared, link, 2)
+    db = TinyDB(link, storage=RunStorage)
+    db.table("runs").insert(make_run(model="tinydb"))
+    db.close()
+    _assert_written_through(shared, link, 3)
+    assert {s["config"]["model"] for s in Store(shared).summaries()} == {"shared", "merged", "tinydb"}
+
+
+def test_a_link_and_its_target_share_one_lock(linked_store):
+    import fcntl
+
+    shared, link = linked_store
+    assert RunStorage(link).lock_path == RunStorage(shared).lock_path == shared.parent / "store.json.lock"
+    with RunStorage(link).transaction():
+        fd = os.open(shared.parent / "store.json.lock", os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a writer using the target's own path waits
+        finally:
+            os.close(fd)
+
+
+def test_a_dangling_link_creates_its_target_or_names_the_missing_folder(tmp_path, make_run):
+    link = tmp_path / "psyk-store.json"
+    link.symlink_to(tmp_path / "shared" / "store.json")
+    with pytest.raises(PsykError, match=f"cannot write store {link}: it links to .*shared/store.json, whose folder"):
+        Store(link).add_run(make_run())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [link.name]
+    (tmp_path / "shared").mkdir()
+    Store(link).add_run(make_run())
+    assert link.is_symlink() and len(Store(tmp_path / "shared" / "store.json").summaries()) == 1
