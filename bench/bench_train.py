@@ -21,7 +21,7 @@ def run() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         config = TrainConfig(out_dir=Path(folder), history_interval=5).validate()
-        dataset = load_dataset(config.dataset, seed=0)
+        dataset = load_dataset(config.dataset)
         start = time.perf_counter()
         run_document = train_run(config, Store(Path(folder) / "store.json"), dataset)
         wall = time.perf_counter() - start

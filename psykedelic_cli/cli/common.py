@@ -52,25 +52,20 @@ ImageFormatOption = Annotated[
     ImageFormat, typer.Option("--image-format", help="Chart file format.")
 ]
 
-# Options that train, record and prune share (each command gives its own default).
-ThresholdOption = Annotated[float, typer.Option("--threshold", help="Significance threshold t.")]
+# The pruning parameters of psyk prune, with the help psyk train and psyk record declare for them.
+def _help(name: str) -> str:
+    from dataclasses import fields
+
+    from psykedelic_cli.training.config import TrainConfig
+
+    return next(item for item in fields(TrainConfig) if item.name == name).metadata["spec"].help
+
+
+ThresholdOption = Annotated[float, typer.Option("--threshold", help=_help("threshold"))]
 ContributionThresholdOption = Annotated[
-    float, typer.Option("--contribution-threshold", help="Contribution threshold c.")
+    float, typer.Option("--contribution-threshold", help=_help("contribution_threshold"))
 ]
-RateOption = Annotated[
-    float, typer.Option("--rate", help="Compression rate r: the fraction that dies in the sorted modes.")
-]
-CompareOption = Annotated[
-    Optional[list[str]],
-    typer.Option(
-        "--compare",
-        help="Modes compared on the same weights (train: after stage 1; repeatable, 'all'; "
-        "default: the eight base criteria).",
-    ),
-]
-DataDirOption = Annotated[
-    Optional[Path], typer.Option("--data-dir", help="Folder holding the dataset archives or folders.")
-]
+RateOption = Annotated[float, typer.Option("--rate", help=_help("rate"))]
 
 
 def import_tensorflow() -> None:

@@ -1,20 +1,21 @@
-"""``psyk train`` and ``psyk record``: the staged flow and the analysis of a trained model."""
+"""``psyk train`` and ``psyk record``: the staged flow and the analysis of a trained model.
+
+Both commands' options are built from the fields of ``TrainConfig`` and ``RecordConfig``
+(``psykedelic_cli.training.config``): each option's name, type, default and help are
+declared there once, with the checks and the stored config.
+"""
 
 from __future__ import annotations
 
-import sys
+import inspect
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from typer._click.core import ParameterSource  # typer >= 0.29 vendors click
 
 from psykedelic_cli.cli.app import app
 from psykedelic_cli.cli.common import (
-    CompareOption,
-    ContributionThresholdOption,
-    DataDirOption,
-    RateOption,
-    ThresholdOption,
     console,
     err_console,
     import_tensorflow,
@@ -23,126 +24,108 @@ from psykedelic_cli.cli.common import (
 )
 from psykedelic_cli.cli.run_tables import performance_table, runs_table
 from psykedelic_cli.errors import PsykError
-from psykedelic_cli.store.schema import BASE_CRITERIA
-from psykedelic_cli.training.config import OPTIMIZERS, TrainConfig
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
-DEFAULTS = TrainConfig()
-
-
-def _load_config_file(ctx: typer.Context, param, path: Optional[Path]) -> Optional[Path]:
-    """``--config FILE``: a TOML table of option defaults; command-line values win."""
-    if path is None:
-        return None
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise PsykError(f"--config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise PsykError(f"--config {path} is not a readable TOML file: {exc}") from None
-    data = data.get("train", data)
-    known = {p.name for p in ctx.command.params if p.name != "config"}
-    defaults = {}
-    for key, value in data.items():
-        name = key.replace("-", "_")
-        if name not in known:
-            raise PsykError(f"--config {path}: unknown option '{key}'; allowed: {', '.join(sorted(known))}")
-        defaults[name] = value
-    ctx.default_map = {**(ctx.default_map or {}), **defaults}
-    return path
-
-
-def _or_default(values: Optional[list], default: tuple | list) -> list:
-    return list(values) if values else list(default)
-
-
-ModeHelp = "Pruning mode to train with (repeatable; 'all' = all 27 modes; `psyk prune --help` lists them)."
-
-
-@app.command(
-    epilog="Examples: `psyk train` (ResNet-20 on digits, mode min_eig) · "
-    "`psyk train --dataset cifar10 --depth 32 --epochs 200 --mode min_eig --mode weight --seed 1 --seed 2`"
+from psykedelic_cli.outputs import check_output_dir
+from psykedelic_cli.training.config import (
+    RecordConfig,
+    TrainConfig,
+    flag_of,
+    hints,
+    is_sequence,
+    option_fields,
+    read_config_file,
+    scalar_type,
 )
-def train(
-    ctx: typer.Context,
-    dataset: Annotated[str, typer.Option(help="digits | cifar10 | cifar100 | tiny-imagenet.")] = DEFAULTS.dataset,
-    data_dir: DataDirOption = None,
-    depth: Annotated[
-        int, typer.Option(help="ResNet depth: 6m+2 (thin: 20, 32, 44, 56, 110) or 50/101/152.")
-    ] = DEFAULTS.depth,
-    epochs: Annotated[int, typer.Option(help="Total epochs, split over --steps stages.")] = DEFAULTS.epochs,
-    steps: Annotated[int, typer.Option(help="Number of stages (≥ 2).")] = DEFAULTS.steps,
-    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = DEFAULTS.batch_size,
-    lr: Annotated[float, typer.Option(help="Base learning rate (step schedule ×0.1 after epoch 80, …).")] = DEFAULTS.lr,
-    optimizer: Annotated[str, typer.Option(help=" | ".join(OPTIMIZERS))] = DEFAULTS.optimizer,
-    momentum: Annotated[float, typer.Option(help="SGD momentum.")] = DEFAULTS.momentum,
-    decay: Annotated[
-        float, typer.Option(help="Inverse-time learning-rate decay per iteration (0 = off).")
-    ] = DEFAULTS.decay,
-    l1_penalty: Annotated[
-        Optional[list[float]],
-        typer.Option(
-            help=f"L1 penalty on conv kernels in the pruning stages (repeatable; default {DEFAULTS.l1_penalty:g})."
-        ),
-    ] = None,
-    mode: Annotated[Optional[list[str]], typer.Option(help=ModeHelp)] = None,
-    compare: CompareOption = None,
-    threshold: ThresholdOption = DEFAULTS.threshold,
-    contribution_threshold: ContributionThresholdOption = DEFAULTS.contribution_threshold,
-    rate: RateOption = DEFAULTS.rate,
-    history_interval: Annotated[
-        int, typer.Option(help="Compare modes every N epochs of stage 1 (0 = off).")
-    ] = DEFAULTS.history_interval,
-    init: Annotated[Optional[Path], typer.Option(help="Initial weights: a .keras model or .weights.h5 file.")] = None,
-    residual: Annotated[bool, typer.Option("--residual/--no-residual", help="Keep the residual connections.")] = True,
-    baseline: Annotated[
-        bool, typer.Option(help="Also train and record the uncompressed ResNet (no L1, no pruning).")
-    ] = False,
-    stop_after_pruning: Annotated[bool, typer.Option(help="Skip the last (fine-tuning) stage.")] = False,
-    patience: Annotated[
-        int, typer.Option(help="Early-stopping patience (epochs) in the last stage.")
-    ] = DEFAULTS.patience,
-    save_model: Annotated[
-        bool, typer.Option(help="Save the trained model (.keras) in the run's output folder.")
-    ] = False,
-    out_dir: Annotated[
-        Path, typer.Option(help="Per-run charts (and models) go to OUT_DIR/<run id>/.")
-    ] = Path("psyk-out"),
-    seed: Annotated[Optional[list[int]], typer.Option(help="Random seed (repeatable: one run per seed).")] = None,
-    distribute: Annotated[
-        str, typer.Option(help="none | mirrored (every local GPU, or the CPU).")
-    ] = DEFAULTS.distribute,
-    config: Annotated[
-        Optional[Path],
-        typer.Option(help="TOML file of option defaults (keys as option names); command-line values win.",
-                     is_eager=True, callback=_load_config_file),
-    ] = None,
-) -> None:
+
+_NOT_GIVEN = (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)
+
+
+def _shown_default(value: Any) -> str:
+    values = value if isinstance(value, (tuple, list)) else [value]
+    return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
+def option_parameters(config_class: type) -> list[inspect.Parameter]:
+    """One keyword parameter (a Typer option) per option field of ``config_class``.
+
+    Repeatable and sequence fields take a list (``None`` when not given: the field's
+    default applies); booleans get ``--name/--no-name``.
+    """
+    parameters = []
+    for item in option_fields(config_class):
+        spec = item.metadata["spec"]
+        hint = hints(config_class)[item.name]
+        kind = scalar_type(hint)
+        many = spec.repeatable or is_sequence(hint)
+        flags = spec.flags or (flag_of(item),)
+        if kind is bool:
+            flags = tuple(f"{flag}/--no-{flag[2:]}" for flag in flags)
+        if many:
+            shown = False if item.name == "compare" else _shown_default(item.default)
+            annotation = Annotated[Optional[list[kind]], typer.Option(*flags, help=spec.help, show_default=shown)]
+            default = None
+        else:
+            optional = type(None) in getattr(hint, "__args__", ())
+            annotation = Annotated[Optional[kind] if optional else kind, typer.Option(*flags, help=spec.help)]
+            default = inspect.Parameter.empty if spec.required else item.default
+        parameters.append(inspect.Parameter(item.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                            annotation=annotation))
+    return parameters
+
+
+def option_values(ctx: typer.Context, options: dict, config_class: type, file_values: dict) -> dict:
+    """The value of every option: the command line (or its environment variable) first, then
+    the ``--config`` file, then the field's default (``None`` for a list not given)."""
+    values = {}
+    for name, value in options.items():
+        given = ctx.get_parameter_source(name) not in _NOT_GIVEN
+        values[name] = value if given or name not in file_values else file_values[name]
+    return values
+
+
+def _config(config_class: type, values: dict, **fixed):
+    """A config of ``config_class`` from option values; lists of sequence fields become tuples."""
+    kwargs = {}
+    for item in option_fields(config_class):
+        if item.name in fixed or values.get(item.name) is None:
+            continue
+        value = values[item.name]
+        kwargs[item.name] = tuple(value) if is_sequence(hints(config_class)[item.name]) else value
+    return config_class(**kwargs, **fixed)
+
+
+def _command(function, config_class: type, leading: list[inspect.Parameter], trailing: list[inspect.Parameter]):
+    """``function(ctx, **options)`` with a signature Typer reads: ``leading``, the config's options, ``trailing``."""
+    function.__signature__ = inspect.Signature([*leading, *option_parameters(config_class), *trailing])
+    return function
+
+
+_CTX = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
+
+
+def train(ctx: typer.Context, **options) -> None:
     """Train MicroResNets while kernels die by a criterion; compare all criteria; record every run."""
-    base = TrainConfig(
-        dataset=dataset, data_dir=data_dir, depth=depth, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr,
-        optimizer=optimizer, momentum=momentum, decay=decay, threshold=threshold,
-        contribution_threshold=contribution_threshold, rate=rate, history_interval=history_interval, init=init,
-        residual=residual, stop_after_pruning=stop_after_pruning, patience=patience, save_model=save_model,
-        out_dir=out_dir, distribute=distribute, compare=tuple(_or_default(compare, BASE_CRITERIA)),
-    )
     from psykedelic_cli.pruning.modes import resolve_modes
 
-    seeds = _or_default(seed, [DEFAULTS.seed])
+    config_file = options.pop("config")
+    baseline = options.pop("baseline")
+    file_values = read_config_file(config_file, TrainConfig) if config_file is not None else {}
+    values = option_values(ctx, options, TrainConfig, file_values)
+    repeated = {name: values.pop(name) for name in ("mode", "l1_penalty", "seed")}
+    defaults = TrainConfig()
+    base = _config(TrainConfig, values)
+    seeds = repeated["seed"] or [defaults.seed]
     runs = [
         base.replace(mode=m, l1_penalty=l1, seed=s)
         for s in seeds
-        for m in resolve_modes(_or_default(mode, [DEFAULTS.mode]))
-        for l1 in _or_default(l1_penalty, [DEFAULTS.l1_penalty])
+        for m in resolve_modes(repeated["mode"] or [defaults.mode])
+        for l1 in repeated["l1_penalty"] or [defaults.l1_penalty]
     ]
     if baseline:
         runs += [base.replace(mode=None, l1_penalty=0.0, seed=s) for s in seeds]
     for run in runs:
         run.validate()
+    if base.out_dir is not None:
+        check_output_dir(base.out_dir, "--out-dir")
 
     import_tensorflow()
     from psykedelic_cli.training.session import train_all
@@ -155,30 +138,37 @@ def train(
     console.print(f"[dim]{len(finished)} run(s) recorded in {store_path(ctx)}[/dim]")
 
 
-@app.command(epilog="Example: `psyk record model.keras --dataset cifar10 --compare all`")
-def record(
-    ctx: typer.Context,
-    model: Annotated[Path, typer.Argument(help="A trained .keras model (ours or any Keras CNN with Conv2D layers).")],
-    dataset: Annotated[str, typer.Option(help="The dataset the model was trained on.")],
-    data_dir: DataDirOption = None,
-    compare: CompareOption = None,
-    threshold: ThresholdOption = DEFAULTS.threshold,
-    contribution_threshold: ContributionThresholdOption = DEFAULTS.contribution_threshold,
-    rate: RateOption = DEFAULTS.rate,
-    batch_size: Annotated[int, typer.Option(help="Evaluation batch size.")] = 256,
-    seed: Annotated[int, typer.Option(help="Seed of the random modes and the data split.")] = 0,
-) -> None:
+app.command(
+    "train",
+    epilog="Examples: `psyk train` (ResNet-20 on digits, mode min_eig) · "
+    "`psyk train --dataset cifar10 --depth 32 --epochs 200 --mode min_eig --mode weight --seed 1 --seed 2` · "
+    "`psyk train --config grid.toml`",
+)(_command(train, TrainConfig, [_CTX], [
+    inspect.Parameter("baseline", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+        bool, typer.Option(help="Also train and record the uncompressed ResNet (no L1, no pruning).")]),
+    inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        Optional[Path], typer.Option(
+            help="TOML file of option values (keys as option names, at the top level or in a \\[train] table); "
+            "the command line overrides \\[train], which overrides the top level.")]),
+]))
+
+
+def record(ctx: typer.Context, model: Path, **options) -> None:
     """Analyse a trained model without training: the kernel analysis and the comparison, recorded as a run."""
     if not model.is_file():
         raise PsykError(f"model file not found: {model}")
-    config = TrainConfig(
-        dataset=dataset, data_dir=data_dir, compare=tuple(_or_default(compare, BASE_CRITERIA)), threshold=threshold,
-        contribution_threshold=contribution_threshold, rate=rate, batch_size=batch_size, seed=seed, mode=None,
-        out_dir=None,
-    ).validate()
+    config = _config(RecordConfig, option_values(ctx, options, RecordConfig, {})).validate()
     import_tensorflow()
     from psykedelic_cli.training.session import record_model
 
     with stop_gracefully_on_termination():
         run = record_model(model, config, store_path(ctx), err_console=err_console)
     console.print(performance_table(run))
+
+
+app.command("record", epilog="Example: `psyk record model.keras --dataset cifar10 --compare all`")(
+    _command(record, RecordConfig, [_CTX, inspect.Parameter(
+        "model", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[
+            Path, typer.Argument(help="A trained .keras model (ours or any Keras CNN with Conv2D layers).")])],
+        [])
+)

@@ -1,11 +1,15 @@
 """Load a dataset by name, split and normalise it, and serve it as tf.data pipelines.
 
 Preprocessing, the same for every dataset: hold out 10 % of the training
-images for validation (stratified, seeded), scale pixels to [0, 1], and
-subtract the per-pixel mean of the remaining training images from every split.
-Digits has no official test split: a stratified 80/20 split with the fixed
-seed ``DIGITS_SPLIT_SEED`` stands in for one, so every run tests on the same
-images while the validation hold-out follows the run's seed.
+images for validation (stratified, by ``split_seed``), scale pixels to [0, 1],
+and subtract the per-pixel mean of the remaining training images from every
+split. Digits has no official test split: a stratified 80/20 split with the
+fixed seed ``DIGITS_SPLIT_SEED`` stands in for one.
+
+psyk keeps ``split_seed`` at its default for every run, whatever ``--seed``
+says: all seeds then train, validate (early stopping) and test on the same
+images, so runs of different seeds differ only by their training randomness
+and criteria are always compared on identical test images.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from psykedelic_cli.data.tiny_imagenet import read_tiny_imagenet
 from psykedelic_cli.errors import PsykError
 
 VALIDATION_FRACTION = 0.1
+VALIDATION_SPLIT_SEED = 0
+"""The validation hold-out seed of every psyk run (it never follows --seed; see the module docstring)."""
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
 
@@ -130,7 +136,7 @@ def _scaled(images: np.ndarray, pixel_max: float) -> np.ndarray:
     return np.true_divide(images, np.float32(pixel_max), dtype=np.float32)
 
 
-def prepare(name: str, raw: RawImages, seed: int = 0) -> Dataset:
+def prepare(name: str, raw: RawImages, split_seed: int = VALIDATION_SPLIT_SEED) -> Dataset:
     """Split ``raw`` (test, then validation) and normalise it as the module docstring says."""
     x_train, y_train = raw.x_train, raw.y_train
     if raw.x_test is None:
@@ -139,7 +145,7 @@ def prepare(name: str, raw: RawImages, seed: int = 0) -> Dataset:
         x_train, y_train = x_train[kept], y_train[kept]
     else:
         x_test, y_test = raw.x_test, raw.y_test
-    kept, held = stratified_holdout(y_train, VALIDATION_FRACTION, np.random.default_rng(seed))
+    kept, held = stratified_holdout(y_train, VALIDATION_FRACTION, np.random.default_rng(split_seed))
     if len(kept) == 0:
         raise PsykError(f"{name}: {raw.source} holds too few training images to split ({len(y_train)})")
     splits = {
@@ -165,12 +171,15 @@ def prepare(name: str, raw: RawImages, seed: int = 0) -> Dataset:
     )
 
 
-def load_dataset(name: str, data_dir: Optional[os.PathLike | str] = None, seed: int = 0) -> Dataset:
+def load_dataset(
+    name: str, data_dir: Optional[os.PathLike | str] = None, split_seed: int = VALIDATION_SPLIT_SEED
+) -> Dataset:
     """The named dataset (one of ``DATASETS``), read from ``data_dir`` or the Keras cache, split and normalised.
 
-    ``seed`` chooses the validation hold-out. Files are never downloaded: a missing
-    dataset raises a PsykError naming the folders searched and where to get it.
+    ``split_seed`` chooses the validation hold-out (psyk never changes it, see the module
+    docstring). Files are never downloaded: a missing dataset raises a PsykError naming
+    the folders searched and where to get it.
     """
     if name not in _READERS:
         raise PsykError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    return prepare(name, _READERS[name](data_dir), seed)
+    return prepare(name, _READERS[name](data_dir), split_seed)

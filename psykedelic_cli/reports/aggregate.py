@@ -20,10 +20,15 @@ from psykedelic_cli.store.schema import CONFIG_FIELDS
 
 STD_NOTE = "mean ± population std (ddof=0, as the original)"
 
-_NOT_SETTINGS = ("model", "depth", "dataset", "mode", "compare", "seed")
+_NOT_SETTINGS = (
+    "model", "depth", "dataset", "mode", "compare", "seed", "init", "distribute", "patience", "stop_after_pruning"
+)
 """Config fields that never split a report: ``model`` and ``dataset`` are every report's own
-keys, ``depth`` is implied by the model, ``seed`` repeats an experiment, and ``mode`` and
-``compare`` do not change the first-stage analysis every report reads."""
+keys, ``depth`` is implied by the model, ``seed`` repeats an experiment, ``mode`` and
+``compare`` do not change the first-stage analysis every report reads (nor do the last
+stage's ``patience`` and ``stop_after_pruning``), ``init`` is the file behind
+``init_mode`` (its path differs from machine to machine), and ``distribute`` spreads the
+same computation over devices."""
 
 SETTINGS = tuple(name for name in CONFIG_FIELDS if name not in _NOT_SETTINGS)
 """Config fields that change a run's results: every other field of the schema's config."""

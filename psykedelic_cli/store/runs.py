@@ -18,7 +18,13 @@ from typing import Iterable, Sequence
 from psykedelic_cli import __version__
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.store.migrations import migrate_run
-from psykedelic_cli.store.schema import CONFIG_FIELDS, RESULT_KINDS, SCHEMA_VERSION, STATUSES
+from psykedelic_cli.store.schema import (
+    CONFIG_FIELDS,
+    RECORD_CONFIG_FIELDS,
+    RESULT_KINDS,
+    SCHEMA_VERSION,
+    STATUSES,
+)
 from psykedelic_cli.store.storage import Entry, RunStorage
 
 SOURCES = ("train", "record", "legacy")
@@ -72,7 +78,8 @@ def package_versions() -> dict:
 
 
 def new_run_document(config: dict, *, source: str = "train", now: datetime | None = None) -> dict:
-    """A fresh "running" run: every ``CONFIG_FIELDS`` key (None when not given) plus extras.
+    """A fresh "running" run: every config key of its source (``RECORD_CONFIG_FIELDS`` for
+    ``record``, else ``CONFIG_FIELDS``; None when not given) plus extras.
 
     ``now`` (an aware datetime; default: the clock) stamps its id, ``created_at`` and ``updated_at``.
     """
@@ -93,9 +100,14 @@ def new_run_document(config: dict, *, source: str = "train", now: datetime | Non
         "finished_at": None,
         "host": host_info(),
         "versions": dict(package_versions()),
-        "config": {**{name: None for name in CONFIG_FIELDS}, **config},
+        "config": {**{name: None for name in config_fields(source)}, **config},
         "results": {},
     }
+
+
+def config_fields(source: str) -> tuple[str, ...]:
+    """The config keys a run of ``source`` stores."""
+    return RECORD_CONFIG_FIELDS if source == "record" else CONFIG_FIELDS
 
 
 def _same(wanted, actual) -> bool:
@@ -240,7 +252,7 @@ class Store:
         if status is not None and status not in STATUSES:
             raise PsykError(f"run status {status!r} is not one of {', '.join(STATUSES)}")
         filters = {name: value for name, value in config_filters.items() if value is not None}
-        known = set(CONFIG_FIELDS).union(*(entry.summary["config"] for entry in entries))
+        known = {*CONFIG_FIELDS, *RECORD_CONFIG_FIELDS}.union(*(entry.summary["config"] for entry in entries))
         unknown = sorted(set(filters) - known)
         if unknown:
             raise PsykError(f"unknown config field(s) {', '.join(unknown)}; filter on {', '.join(CONFIG_FIELDS)}")

@@ -3,13 +3,14 @@
 This module is the contract between training (which writes runs), the store (which
 keeps them) and the reports (which read them). It has no TensorFlow import.
 
-A run document (``SCHEMA_VERSION`` 2) is a JSON object::
+A run document (``SCHEMA_VERSION`` 3) is a JSON object::
 
     {
       "id": "20261126T011234-3f9c2a",      # unique run id; commands accept any unique prefix
-      "schema_version": 2,
+      "schema_version": 3,
       "status": "running" | "completed" | "failed" | "interrupted",
       "error": null | "one-line message",  # set when failed / interrupted
+      "warnings": ["one line", ...],      # optional: e.g. an output file that could not be written
       "source": "train" | "record" | "legacy",
       "created_at": "2026-11-26T01:12:34+00:00",  # ISO 8601, UTC
       "updated_at": "...", "finished_at": null | "...",
@@ -19,23 +20,31 @@ A run document (``SCHEMA_VERSION`` 2) is a JSON object::
       "results": {...}                     # RESULT_KINDS below; each key present once computed
     }
 
-``config`` fields (the filters of every report and of ``list-experiments``):
+``config`` fields (the filters of every report and of ``list-experiments``) of a trained
+run (``psyk train``, and legacy imports, which leave what the original did not record null);
+``psykedelic_cli.training.config.TrainConfig`` declares them, and a test holds the two equal:
 
-    model            "MicroResNet32" (thin, depth 6m+2) / "MicroResNet50" (bottleneck) / any
-                     Keras model name for ``psyk record``
+    model            "MicroResNet32" (thin, depth 6m+2) / "MicroResNet50" (bottleneck)
     depth            int or null
     dataset          "digits" | "cifar10" | "cifar100" | "tiny-imagenet" | other
     optimizer        "adam" | "sgd" | "rmsprop" | "adagrad"
     loss             "categorical_crossentropy"
-    lr, epochs, batch_size, steps, momentum, decay
+    lr, epochs (total over all stages), batch_size, steps, momentum, decay
     init_mode        "default" or the stem of the ``--init`` file
+    init             the ``--init`` file as given, or null
     l1_penalty       float (0.0 when off)
     mode             the pruning mode trained with, or null for an uncompressed baseline
     compare          list of the modes compared after the first stage
     threshold, contribution_threshold, rate
     history_interval int (0 = off)
-    residual         bool
+    residual, stop_after_pruning  bool
+    patience         int: early-stopping patience of the last stage
     seed             int or null
+    distribute       "none" | "mirrored"
+
+A ``psyk record`` run trains nothing and stores only what it used (``RECORD_CONFIG_FIELDS``,
+declared by ``RecordConfig``): model (the Keras model's name), model_file, dataset, compare,
+threshold, contribution_threshold, rate, seed (of the random modes) and eval_batch_size.
 
 ``results`` kinds. "Performance" of one mode is a *performance row*::
 
@@ -83,7 +92,7 @@ Fractions are stored in [0, 1] everywhere (reports show percentages).
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 STATUSES = ("running", "completed", "failed", "interrupted")
 
@@ -109,7 +118,25 @@ CONFIG_FIELDS = (
     "history_interval",
     "residual",
     "seed",
+    "init",
+    "stop_after_pruning",
+    "patience",
+    "distribute",
 )
+"""The config of a trained run (``psyk train``; legacy imports fill what they know)."""
+
+RECORD_CONFIG_FIELDS = (
+    "model",
+    "model_file",
+    "dataset",
+    "compare",
+    "threshold",
+    "contribution_threshold",
+    "rate",
+    "seed",
+    "eval_batch_size",
+)
+"""The config of a ``psyk record`` run: what it used, no training setting."""
 
 RESULT_KINDS = (
     "learning_curve",

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from psykedelic_cli.store import Store, new_run_document
-from psykedelic_cli.training.config import TrainConfig
+from psykedelic_cli.training.config import RecordConfig, TrainConfig
 
 
 def _progress(console: Console) -> Progress:
@@ -26,10 +26,10 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def _load(config: TrainConfig):
+def _load(config: TrainConfig | RecordConfig):
     from psykedelic_cli.data import load_dataset
 
-    return load_dataset(config.dataset, data_dir=config.data_dir, seed=0)
+    return load_dataset(config.dataset, data_dir=config.data_dir)  # one fixed split for every seed
 
 
 def train_all(configs: list[TrainConfig], store_file: Path, *, err_console: Console,
@@ -58,7 +58,7 @@ def train_all(configs: list[TrainConfig], store_file: Path, *, err_console: Cons
     return finished
 
 
-def record_model(model_file: Path, config: TrainConfig, store_file: Path, *, err_console: Console) -> dict:
+def record_model(model_file: Path, config: RecordConfig, store_file: Path, *, err_console: Console) -> dict:
     """Kernel analysis and comparison of a trained ``.keras`` model, recorded as a completed run."""
     from psykedelic_cli.errors import PsykError, run_outcome
     from psykedelic_cli.models.surgery import load_model
@@ -76,14 +76,10 @@ def record_model(model_file: Path, config: TrainConfig, store_file: Path, *, err
             f"but {config.dataset} has {tuple(dataset.input_shape)}"
         )
     store = Store(store_file)
-    document = new_run_document(
-        {**config.store_config(model.name), "depth": None, "model_file": str(model_file), "epochs": None,
-         "l1_penalty": None, "optimizer": None, "lr": None},
-        source="record",
-    )
+    document = new_run_document(config.store_config(model.name, model_file), source="record")
     run_id = store.add_run(document)
     timer = PhaseTimer()
-    evaluate = Evaluator(dataset.x_test, dataset.y_test, batch_size=config.batch_size)
+    evaluate = Evaluator(dataset.x_test, dataset.y_test, batch_size=config.eval_batch_size)
     try:
         with _progress(err_console) as progress:
             task = progress.add_task("comparing modes", total=len(config.compare), metrics="")

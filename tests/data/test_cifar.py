@@ -169,7 +169,7 @@ def test_pickle_naming_other_globals_is_refused_without_running_them(tmp_path, c
 
 def test_load_dataset_splits_scales_and_centres_cifar(tmp_path, cifar10):
     cifar10.write_archive(tmp_path / "cifar-10-python.tar.gz")
-    ds = load_dataset("cifar10", data_dir=tmp_path, seed=3)
+    ds = load_dataset("cifar10", data_dir=tmp_path, split_seed=3)
 
     assert ds.input_shape == (32, 32, 3) and ds.n_classes == 10 and ds.augment
     assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (90, 10, 10)

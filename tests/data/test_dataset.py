@@ -13,7 +13,7 @@ from psykedelic_cli.errors import PsykError
 
 @pytest.fixture(scope="module")
 def digits() -> Dataset:
-    return load_dataset("digits", seed=0)
+    return load_dataset("digits", split_seed=0)
 
 
 def _sorted_rows(images: np.ndarray, labels: np.ndarray) -> list[bytes]:
@@ -56,8 +56,8 @@ def test_digits_splits_are_stratified(digits):
 
 
 def test_seed_moves_the_validation_set_but_not_the_test_set(digits):
-    same = load_dataset("digits", seed=0)
-    other = load_dataset("digits", seed=1)
+    same = load_dataset("digits", split_seed=0)
+    other = load_dataset("digits", split_seed=1)
     for field in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "mean"):
         np.testing.assert_array_equal(getattr(same, field), getattr(digits, field))
     np.testing.assert_allclose(other.x_test + other.mean, digits.x_test + digits.mean, atol=1e-6)

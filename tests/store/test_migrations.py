@@ -9,7 +9,7 @@ import pytest
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.store import Store
 from psykedelic_cli.store.migrations import migrate_run
-from psykedelic_cli.store.schema import SCHEMA_VERSION
+from psykedelic_cli.store.schema import CONFIG_FIELDS, RECORD_CONFIG_FIELDS, SCHEMA_VERSION
 
 
 def _version_0_run(run_id: str) -> dict:
@@ -29,7 +29,7 @@ def _version_0_run(run_id: str) -> dict:
 
 def test_version_0_set_analysis_counts_become_shares():
     doc = migrate_run(_version_0_run("r0"))
-    assert doc["schema_version"] == SCHEMA_VERSION == 2
+    assert doc["schema_version"] == SCHEMA_VERSION == 3
     assert doc["results"]["set_analysis"] == {
         "criteria": ["det", "weight"], "total_kernels": 200, "shares": {"det": 0.15, "det+weight": 0.25, "": 0.6},
     }
@@ -42,7 +42,7 @@ def test_version_1_history_per_layer_lists_move_to_their_own_kind():
         {"epoch": 2, "performance": {"None": {"accuracy": 0.9}}, "pruning_per_layer": {"det": layers}},
         {"epoch": 4, "performance": {"None": {"accuracy": 0.95}}, "pruning_per_layer": {"det": []}},
     ]}})
-    assert doc["schema_version"] == 2
+    assert doc["schema_version"] == SCHEMA_VERSION
     assert doc["results"]["history"] == [
         {"epoch": 2, "performance": {"None": {"accuracy": 0.9}}},
         {"epoch": 4, "performance": {"None": {"accuracy": 0.95}}},
@@ -51,8 +51,21 @@ def test_version_1_history_per_layer_lists_move_to_their_own_kind():
         {"epoch": 2, "pruning_per_layer": {"det": layers}}, {"epoch": 4, "pruning_per_layer": {"det": []}}]
 
 
+def test_version_2_record_runs_keep_what_record_used():
+    training_only = {name: None for name in CONFIG_FIELDS if name not in RECORD_CONFIG_FIELDS}
+    config = {**training_only, "model": "functional", "dataset": "digits", "compare": ["det"], "threshold": 1e-4,
+              "contribution_threshold": 1e-3, "rate": 0.2, "seed": 0, "batch_size": 256, "model_file": "m.keras",
+              "steps": 2, "momentum": 0.9, "residual": True, "history_interval": 0, "note": "mine"}
+    record = migrate_run({"id": "r", "schema_version": 2, "source": "record", "config": dict(config)})
+    assert record["config"] == {"model": "functional", "dataset": "digits", "compare": ["det"], "threshold": 1e-4,
+                                "contribution_threshold": 1e-3, "rate": 0.2, "seed": 0, "eval_batch_size": 256,
+                                "model_file": "m.keras", "note": "mine"}
+    trained = migrate_run({"id": "t", "schema_version": 2, "source": "train", "config": dict(config)})
+    assert trained["config"] == config and trained["schema_version"] == SCHEMA_VERSION
+
+
 def test_current_documents_are_left_alone():
-    doc = {"id": "r1", "schema_version": 2, "results": {"set_analysis": {"shares": {"": 1.0}},
+    doc = {"id": "r1", "schema_version": SCHEMA_VERSION, "results": {"set_analysis": {"shares": {"": 1.0}},
                                                         "history": [{"epoch": 1, "performance": {}}]}}
     assert migrate_run(json.loads(json.dumps(doc))) == doc
 
@@ -78,7 +91,7 @@ def test_a_store_in_our_layout_with_an_older_stamp_is_migrated(tmp_path):
     path = tmp_path / "store.json"
     Store(path).add_run({"id": "20250101T000000-cccccc", "config": {}})
     # Same-length edits: the file keeps its layout and size, but says version 0 throughout.
-    path.write_bytes(path.read_bytes().replace(b'"schema_version":2', b'"schema_version":0'))
+    path.write_bytes(path.read_bytes().replace(b'"schema_version":3', b'"schema_version":0'))
     assert json.loads(path.read_bytes())["runs"]["1"]["schema_version"] == 0
     run = Store(path).get_run("20250101T000000-cccccc")
     assert run["schema_version"] == SCHEMA_VERSION
@@ -86,9 +99,10 @@ def test_a_store_in_our_layout_with_an_older_stamp_is_migrated(tmp_path):
 
 
 def test_documents_from_a_newer_schema_are_refused(tmp_path):
-    with pytest.raises(PsykError, match="schema version 3; this psyk reads versions 0 to 2"):
-        migrate_run({"id": "r", "schema_version": 3})
+    newer = SCHEMA_VERSION + 1
+    with pytest.raises(PsykError, match=f"schema version {newer}; this psyk reads versions 0 to {SCHEMA_VERSION}"):
+        migrate_run({"id": "r", "schema_version": newer})
     path = tmp_path / "new.json"
-    path.write_text(json.dumps({"runs": {"1": {"id": "r", "schema_version": 5}}}))
-    with pytest.raises(PsykError, match=f"store {path}: run document '1': run 'r' has schema version 5"):
+    path.write_text(json.dumps({"runs": {"1": {"id": "r", "schema_version": 50}}}))
+    with pytest.raises(PsykError, match=f"store {path}: run document '1': run 'r' has schema version 50"):
         Store(path).runs()

@@ -12,7 +12,7 @@ import pytest
 
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.store import Store, new_run_document
-from psykedelic_cli.store.schema import CONFIG_FIELDS, SCHEMA_VERSION
+from psykedelic_cli.store.schema import CONFIG_FIELDS, RECORD_CONFIG_FIELDS, SCHEMA_VERSION
 
 
 @pytest.fixture
@@ -35,8 +35,10 @@ def test_new_run_document_shape():
     assert {"psykedelic", "tensorflow", "keras", "numpy", "scipy", "scikit-learn", "matplotlib", "tinydb", "typer",
             "rich"} <= set(doc["versions"])
     assert doc["versions"]["tinydb"] and doc["versions"]["numpy"]
-    assert set(doc["config"]) == {*CONFIG_FIELDS, "extra"}
-    assert (doc["config"]["model"], doc["config"]["mode"], doc["config"]["extra"]) == ("MicroResNet32", None, "kept")
+    assert set(doc["config"]) == {*RECORD_CONFIG_FIELDS, "extra"}  # a record run has no training setting
+    assert (doc["config"]["model"], doc["config"]["eval_batch_size"], doc["config"]["extra"]) == (
+        "MicroResNet32", None, "kept")
+    assert set(new_run_document({}, source="train")["config"]) == set(CONFIG_FIELDS)
     assert doc["results"] == {}
     with pytest.raises(PsykError, match="run source 'notebook' is not one of train, record, legacy"):
         new_run_document({}, source="notebook")

@@ -16,6 +16,7 @@ from tinydb import Query, TinyDB
 
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.store import Store
+from psykedelic_cli.store.schema import SCHEMA_VERSION
 from psykedelic_cli.store.storage import RunStorage
 
 
@@ -144,9 +145,9 @@ def test_a_truncated_store_is_refused(tmp_path, make_run):
 def test_a_store_from_a_newer_psyk_is_refused(tmp_path, make_run):
     path = tmp_path / "store.json"
     Store(path).add_run(make_run())
-    newer = path.read_bytes().replace(b'"schema_version":2,"body_bytes"', b'"schema_version":7,"body_bytes"', 1)
+    newer = path.read_bytes().replace(b'"schema_version":3,"body_bytes"', b'"schema_version":7,"body_bytes"', 1)
     path.write_bytes(newer)
-    with pytest.raises(PsykError, match="schema version 7; this psyk reads versions up to 2"):
+    with pytest.raises(PsykError, match=f"schema version 7; this psyk reads versions up to {SCHEMA_VERSION}"):
         Store(path).runs()
     assert path.read_bytes() == newer
 
@@ -156,7 +157,7 @@ def test_the_file_is_plain_tinydb_json(tmp_path, make_run):
     ids = Store(path).add_runs([make_run(), make_run(dataset="cifar10")])
     tables = json.loads(path.read_bytes())
     assert set(tables) == {"meta", "runs"}
-    assert tables["meta"]["1"]["schema_version"] == 2
+    assert tables["meta"]["1"]["schema_version"] == SCHEMA_VERSION
     plain = TinyDB(path, access_mode="r")
     assert sorted(doc["id"] for doc in plain.table("runs").all()) == sorted(ids)
     assert plain.table("runs").search(Query().config.dataset == "cifar10")[0]["id"] == ids[1]

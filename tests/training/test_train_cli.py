@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from psykedelic_cli.cli.app import app
 from psykedelic_cli.store import Store
-from psykedelic_cli.store.schema import BASE_CRITERIA, BASELINE
+from psykedelic_cli.store.schema import BASE_CRITERIA, BASELINE, CONFIG_FIELDS, RECORD_CONFIG_FIELDS
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -98,10 +98,13 @@ def test_record_analyses_a_saved_model(trained, tmp_path):
     store = tmp_path / "record.json"
     model_file = folder / "out" / run["id"] / "model.keras"
     result = invoke(store, "record", str(model_file), "--dataset", "digits", "--compare", "weight",
-                    "--compare", "random_kernels", "--threshold", "0.05")
+                    "--compare", "random_kernels", "--threshold", "0.05", "--batch-size", "100")
     assert result.exit_code == 0, result.output
     (recorded,) = Store(store).runs()
     assert recorded["status"] == "completed" and recorded["source"] == "record"
+    # What record used, and no training setting it never used; its batch size is an evaluation one.
+    assert set(recorded["config"]) == set(RECORD_CONFIG_FIELDS)
+    assert recorded["config"]["eval_batch_size"] == 100 and recorded["config"]["model_file"] == str(model_file)
     performance = recorded["results"]["performance"]
     assert set(performance) == {BASELINE, "weight", "random_kernels"}
     # The saved model already lost kernels: the baseline counts them as dead.
@@ -123,7 +126,9 @@ def test_same_seed_repeats_a_run(tmp_path, tiny_args):
 
 def test_config_file_gives_defaults_and_the_command_line_wins(tmp_path):
     config = tmp_path / "psyk.toml"
-    config.write_text('depth = 8\nepochs = 2\nbatch-size = 128\nmode = ["det_sorted_kernels"]\nrate = 0.5\n')
+    # Top-level keys and a [train] table: [train] overrides the top level, the command line both.
+    config.write_text('depth = 14\nepochs = 2\nbatch-size = 128\nmode = "det_sorted_kernels"\n'
+                      '[train]\ndepth = 8\nrate = 0.5\nepochs = 3\n')
     store = tmp_path / "store.json"
     result = invoke(store, "train", "--config", str(config), "--epochs", "4", "--stop-after-pruning",
                     "--out-dir", str(tmp_path))
@@ -132,6 +137,7 @@ def test_config_file_gives_defaults_and_the_command_line_wins(tmp_path):
     assert run["config"]["depth"] == 8 and run["config"]["batch_size"] == 128
     assert run["config"]["epochs"] == 4 and run["config"]["rate"] == 0.5
     assert run["config"]["mode"] == "det_sorted_kernels"
+    assert set(run["config"]) == set(CONFIG_FIELDS)
     # --stop-after-pruning: only stage 1 was trained (2 of 4 epochs).
     assert run["results"]["learning_curve"]["epoch"] == [1, 2]
     # r = 0.5 of each neuron's alive kernels die: close to half of all kernels.
