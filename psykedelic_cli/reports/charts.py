@@ -105,6 +105,8 @@ def rectangles(
     """
     from matplotlib.collections import PolyCollection
 
+    if len(x) == 0:
+        return
     hatches = hatches or [""] * len(x)
     left, right = x - width / 2, x + width / 2
     for hatch in dict.fromkeys(hatches):
@@ -118,8 +120,11 @@ def rectangles(
             ),
             autolim=False,
         )
-    ax.update_datalim([(left.min(), 0), (right.max(), max(0.0, float(np.max(heights, initial=0))))])
+    top = max(0.0, float(np.max(heights, initial=0)))
+    ax.update_datalim([(left.min(), 0), (right.max(), top)])
     ax.autoscale_view()
+    if top == 0:  # every bar 0 (nothing pruned) or missing: an axis from 0, not one centred on it
+        ax.set_ylim(0, 1)
 
 
 def band(
@@ -139,10 +144,17 @@ _RIGHT_LEGEND_ENTRIES = 12
 _BOTTOM_LEGEND_COLUMNS = 3
 
 
+def no_data(ax: "Axes", message: str) -> None:
+    """``message`` in the middle of an ``ax`` that has nothing to draw."""
+    ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", fontsize=9, color="#555555")
+
+
 def legend(ax: "Axes", handles: Sequence, labels: Sequence[str], title: str) -> None:
     """A legend right of ``ax`` (the top panel) for a few entries, in columns below the
     figure's panels for many (all 27 modes): never over the data, never squeezing a panel.
-    Size the figure with ``legend_height``."""
+    Size the figure with ``legend_height``; nothing drawn, no legend."""
+    if not labels:
+        return
     if len(labels) <= _RIGHT_LEGEND_ENTRIES:
         ax.legend(
             handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, title=title, frameon=False

@@ -110,7 +110,7 @@ def _table(stats: HistoryStats, category: str, keys: dict, title: str) -> Table:
         rows=rows,
         columns=columns,
         cells=mark_best(cells, rows, columns, along="row"),
-        notes=("Bold: the winner of each epoch (best mean).",),
+        best_means="the winner of each epoch (best mean)",
         labels={"epoch": "Epoch", "mode": "Mode"},
     )
 

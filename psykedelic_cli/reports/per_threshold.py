@@ -112,8 +112,15 @@ def _table(
     )
 
 
+NO_DATA = "no pruned share recorded"
+
+
 def _plot_criteria(ax, aggregated: CriterionStats) -> None:
-    for criterion, stats in aggregated.items():
+    drawn = {criterion: stats for criterion, stats in aggregated.items() if stats}  # all missing: no line
+    if not drawn:
+        charts.no_data(ax, NO_DATA)
+        return
+    for criterion, stats in drawn.items():
         thresholds = sorted(stats)
         charts.band(ax, thresholds, [stats[t] for t in thresholds], mode_style(criterion), criterion)
     ax.set_xscale("log")

@@ -74,6 +74,7 @@ def performance_report(runs: Sequence[dict], *, modes: Sequence[str] | None = No
         charts=[
             Chart(f"performance_{group_stem(fields, key)}", partial(draw_performance, key, fields, stats))
             for key, stats in aggregated.items()
+            if any(stats.values())  # every value missing: nothing to draw
         ],
     )
 
@@ -110,10 +111,8 @@ def performance_tables(aggregated: PerformanceStats, splits: Sequence[str]) -> l
                         stats, rows, columns, along="column",
                         eligible_rows=rows if category == "accuracy" else [r for r in rows if r != (BASELINE,)],
                     ),
-                    notes=(
-                        "Bold: best of each column"
-                        + ("." if category == "accuracy" else " (the unpruned None baseline excluded)."),
-                    ),
+                    best_means="the best of each column"
+                    + ("" if category == "accuracy" else " (the unpruned None baseline excluded)"),
                     labels={"init_mode": "init", "mode": "Mode"},
                 )
             )
@@ -126,7 +125,8 @@ _SIDE_BY_SIDE_MODES = 10
 
 def draw_performance(key: tuple, fields: Sequence[str], stats: dict[str, dict[str, Stat]]):
     """Three panels (compression ratio, score, accuracy) of bars per mode with ± std error bars."""
-    modes = [m for m in stats["accuracy"] if m != BASELINE] or list(stats["accuracy"])
+    present = sorted({m for category in stats.values() for m in category}, key=mode_sort_key)
+    modes = [m for m in present if m != BASELINE] or present
     label_height = 0.06 * max(len(m) for m in modes)
     if len(modes) <= _SIDE_BY_SIDE_MODES:
         figure, axes = charts.figure(charts.PAPER_WIDTH, 2.9 + label_height, ncols=3, sharex=True)

@@ -35,6 +35,7 @@ NONE_CODE = "∅"
 VENN_SETS = (
     ("min_eig", "min_eig_real"), ("spectral_radius", "spectral_radius_real"), ("min_eig", "weight", "spectral_radius")
 )
+NOTHING_PRUNED = "No criterion pruned any kernel."
 MAX_BARS = 30
 """Bars beyond this many (the smallest shares) are summed into one "other" bar."""
 _IRRELEVANT = ("dataset", "model", "contribution_threshold", "rate")
@@ -101,12 +102,16 @@ def set_analysis_report(runs: Sequence[dict]) -> Report:
             ("dataset", "model", *splits, *(("criteria",) if criteria_vary else ())),
             (dataset, model, *setting, criteria),
         )
+        if not combinations:  # no shares recorded: nothing to draw
+            continue
         report_charts.append(Chart(f"set_analysis_{stem}", partial(draw_shares, title, criteria, combinations, matrix)))
         if any(set(venn) <= set(criteria) for venn in VENN_SETS):
             report_charts.append(
                 Chart(f"set_analysis_venn_{stem}", partial(draw_venns, title, criteria, combinations, matrix))
             )
     for table in tables.values():
+        if not any(cell.stat and cell.stat.mean > 0 for (row, _), cell in table.cells.items() if row[1]):
+            table.notes = (*table.notes, NOTHING_PRUNED)
         table.rows.sort(
             key=lambda row: -max(
                 (table.cell(row, col).stat.mean for col in table.columns if table.cell(row, col).stat), default=0
@@ -164,8 +169,12 @@ def draw_shares(title: str, criteria: Sequence[str], combinations: Sequence[str]
     ax.errorbar(
         range(len(labels)), mean, yerr=matrix.std(axis=0) * 100, fmt="none", ecolor="black", elinewidth=0.8, capsize=2
     )
-    ax.set_xticks(range(len(labels)), labels, **charts.label_rotation(labels))
-    ax.set_xlim(-0.6, len(labels) - 0.4)
+    if labels:
+        ax.set_xticks(range(len(labels)), labels, **charts.label_rotation(labels))
+        ax.set_xlim(-0.6, len(labels) - 0.4)
+    else:
+        ax.set(xticks=[], ylim=(0, 1))
+        charts.no_data(ax, NOTHING_PRUNED)
     ax.set_ylabel("share of all kernels (%)")
     ax.set_xlabel("combination of criteria that prune exactly these kernels")
     ax.grid(axis="x", visible=False)

@@ -3,8 +3,10 @@
 A ``Table`` is rows × columns of ``Cell`` (a ``Stat`` and a "best" flag). Rows and
 columns are tuples of key values named by ``row_fields`` / ``column_fields``; the
 values every cell shares are ``keys``. A cell's *record* is all of these plus
-mean, std and n — the long format of the CSV and JSON outputs, which keep the
-stored units (fractions, counts) while the human formats apply ``scale``.
+mean, std and n (and ``best`` where the table marks winners) — the long format of
+the CSV and JSON outputs, which keep the stored units (fractions, counts) while the
+human formats apply ``scale``. Best cells are bold in LaTeX and Markdown and carry a
+``*`` in the terminal, so the mark survives pipes, files and terminals without bold.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from rich.table import Table as RichTable
 
 STAT_FIELDS = ("mean", "std", "n")
+BEST_MARK = "*"
+"""Prefixed to a best cell in the terminal: plain text, so no pipe or dumb terminal loses it."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class Table:
     notes: tuple[str, ...] = ()
     labels: Mapping[object, str] = field(default_factory=dict)
     """Display names of field names and key values (the records keep the raw values)."""
+    best_means: str = ""
+    """What a best cell is, e.g. "the best of each column"; "" for a table that marks none."""
 
     def cell(self, row: tuple, column: tuple) -> Cell:
         return self.cells.get((row, column), Cell(None))
@@ -63,7 +69,7 @@ class Table:
                     "mean": cell.stat.mean,
                     "std": cell.stat.std,
                     "n": cell.stat.n,
-                    "best": cell.best,
+                    **({"best": cell.best} if self.best_means else {}),
                 }
 
     def label(self, value: object) -> str:
@@ -86,13 +92,15 @@ class Table:
         """The distinct numbers of runs behind the filled cells."""
         return {cell.stat.n for cell in self.cells.values() if cell.stat is not None}
 
-    def caption(self) -> str:
-        """What the numbers are: notes, the statistic, the unit and the number of runs."""
+    def caption(self, best_mark: str = "Bold") -> str:
+        """What the numbers are: notes, what ``best_mark`` (how the renderer shows a best cell)
+        marks, the statistic, the unit and the number of runs."""
         counts = self.run_counts()
         runs = f"n = {counts.pop()} runs per cell" if len(counts) == 1 else "[n] = runs per cell"
         unit = "; values in %" if self.scale == 100 else ""
         _, constant = self.header_levels()
-        return " ".join([*self.notes, *(f"{c}." for c in constant), f"{STD_NOTE}{unit}; {runs}."])
+        best = [f"{best_mark} marks {self.best_means}."] if self.best_means else []
+        return " ".join([*self.notes, *best, *(f"{c}." for c in constant), f"{STD_NOTE}{unit}; {runs}."])
 
     def cell_texts(self) -> dict[tuple[tuple, tuple], str]:
         """``"mean ± std"`` of every cell in display units, with ``[n]`` only when the cells
@@ -147,37 +155,52 @@ def mark_best(
 
 
 _RICH_PADDING = 3  # a column's border and padding
+_MIN_LABEL = 4
 
 
 def to_rich(table: Table, width: int | None = None) -> list["RichTable"]:
-    """The table for the terminal; wider than ``width`` it is split into column chunks
-    that each repeat the row labels (27 modes side by side fit no terminal)."""
+    """The table for the terminal, every number in full within ``width`` columns.
+
+    Wider than ``width``, it is split into column chunks that each repeat the row labels
+    (27 modes side by side fit no terminal); row labels too long to leave room are wrapped
+    after their ``+``, spaces or commas. Best cells carry ``BEST_MARK`` (and are bold green
+    where the terminal shows styles).
+    """
     from rich.markup import escape
     from rich.table import Table as RichTable
 
+    room = width or 10**6
     levels, _ = table.header_levels()
     headers = ["\n".join(table.label(column[i]) for i in levels) for column in table.columns]
-    texts = table.cell_texts()
-    labels = list(table.row_labels())
-    label_width = sum(
-        max([len(table.label(name)), *(len(row[i]) for row in labels)]) + _RICH_PADDING
-        for i, name in enumerate(table.row_fields)
-    )
+    texts = {
+        key: f"{BEST_MARK}{text}" if table.cell(*key).best else text for key, text in table.cell_texts().items()
+    }
     widths = [
         max([*(len(line) for line in header.splitlines()), *(len(texts[(row, column)]) for row in table.rows)])
         + _RICH_PADDING
         for header, column in zip(headers, table.columns)
     ]
-    chunks = _chunks(widths, (width or 10**6) - label_width - 1)  # - 1: the table's left edge
+    names = [table.label(name) for name in table.row_fields]
+    labels = list(table.row_labels())
+    columns = [[name, *(row[i] for row in labels)] for i, name in enumerate(names)]
+    natural = [max(len(text) for text in column) for column in columns]
+    unbroken = [max(len(word.rstrip()) for text in column for word in _BREAKS.findall(text)) for column in columns]
+    caps = _label_widths(natural, unbroken, widths, room)
+    names = [_wrap(name, cap) for name, cap in zip(names, caps)]
+    labels = [[_wrap(text, cap) for text, cap in zip(row, caps)] for row in labels]
+    chunks = _chunks(widths, room - sum(caps) - _RICH_PADDING * len(caps) - 1)  # - 1: the table's left edge
     rich_tables = []
     for first, last in chunks:
         span = f"column {last}" if last == first + 1 else f"columns {first + 1}–{last}"
         title = table.title if len(chunks) == 1 else f"{table.title} ({span} of {len(table.columns)})"
-        rich_table = RichTable(title=escape(title), caption=escape(table.caption()), caption_justify="left")
-        for name in table.row_fields:
-            rich_table.add_column(escape(table.label(name)), no_wrap=True)
+        caption = table.caption(best_mark=BEST_MARK)
+        rich_table = RichTable(title=escape(title), caption=escape(caption), caption_justify="left")
+        # Widths are chosen so that nothing needs wrapping; were the terminal narrower than one
+        # column, folding keeps every character where rich would cut the text off with "…".
+        for name in names:
+            rich_table.add_column(escape(name), overflow="fold")
         for header in headers[first:last]:
-            rich_table.add_column(escape(header), justify="right", no_wrap=True)
+            rich_table.add_column(escape(header), justify="right", overflow="fold")
         for row, row_labels in zip(table.rows, labels):
             cells = []
             for column in table.columns[first:last]:
@@ -186,6 +209,50 @@ def to_rich(table: Table, width: int | None = None) -> list["RichTable"]:
             rich_table.add_row(*map(escape, row_labels), *cells)
         rich_tables.append(rich_table)
     return rich_tables
+
+
+def _label_widths(natural: Sequence[int], unbroken: Sequence[int], widths: Sequence[int], room: int) -> list[int]:
+    """Text widths of the row-label columns beside data columns of ``widths``: as many data
+    columns per chunk as fit beside the labels at their ``natural`` widths, or narrowed
+    (widest first, words kept whole: no narrower than ``unbroken``); where not even one
+    column fits so, labels are cut to make room for one."""
+    padding = _RICH_PADDING * len(natural)
+    ranked = sorted(widths, reverse=True)
+    for columns in range(len(ranked), 0, -1):
+        budget = room - 1 - padding - sum(ranked[:columns])
+        if sum(natural) <= budget:
+            return list(natural)
+        if sum(unbroken) <= budget:
+            return _narrowed(natural, unbroken, budget)
+    floors = [min(n, _MIN_LABEL) for n in natural]
+    return _narrowed(natural, floors, room - 1 - padding - (ranked[0] if ranked else 0))
+
+
+def _narrowed(natural: Sequence[int], floors: Sequence[int], budget: int) -> list[int]:
+    """``natural`` widths capped at the largest common width that fits ``budget``, each
+    no narrower than its floor."""
+    for cap in range(max(natural, default=0), 0, -1):
+        capped = [min(n, max(cap, floor)) for n, floor in zip(natural, floors)]
+        if sum(capped) <= budget:
+            return capped
+    return list(floors)
+
+
+_BREAKS = re.compile(r"[^ +,]*[ +,]|[^ +,]+")
+"""A line break may follow a space, a ``+`` (``det+min_eig``) or a comma."""
+
+
+def _wrap(text: str, width: int) -> str:
+    """``text`` in lines of at most ``width`` characters, broken after ``_BREAKS`` where it can."""
+    if len(text) <= width:
+        return text
+    pieces = [token[i : i + width] for token in _BREAKS.findall(text) for i in range(0, len(token), width)]
+    lines = [""]
+    for piece in pieces:
+        if lines[-1] and len(lines[-1] + piece.rstrip()) > width:
+            lines.append("")
+        lines[-1] += piece
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _chunks(widths: Sequence[int], room: int) -> list[tuple[int, int]]:
@@ -316,19 +383,24 @@ def _spans(values: Sequence[object]) -> list[tuple[object, int]]:
 # --- CSV and JSON (long format) -----------------------------------------------------------
 
 
+def record_columns(tables: Sequence[Table], fields: Sequence[str]) -> tuple[str, ...]:
+    """``fields`` + mean, std, n, and ``best`` when the tables mark best cells."""
+    return (*fields, *STAT_FIELDS, *(("best",) if any(table.best_means for table in tables) else ()))
+
+
 def report_records(tables: Sequence[Table], fields: Sequence[str]) -> list[dict]:
-    """Every filled cell of every table as a record with exactly ``fields`` + mean, std, n, best."""
-    return [
-        {f: record.get(f) for f in (*fields, *STAT_FIELDS, "best")} for table in tables for record in table.records()
-    ]
+    """Every filled cell of every table as a record with exactly the ``record_columns``."""
+    columns = record_columns(tables, fields)
+    return [{f: record.get(f) for f in columns} for table in tables for record in table.records()]
 
 
 def to_csv(tables: Sequence[Table], fields: Sequence[str]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*fields, *STAT_FIELDS])
+    columns = record_columns(tables, fields)
+    writer.writerow(columns)
     for record in report_records(tables, fields):
-        writer.writerow([_csv_value(record[f]) for f in (*fields, *STAT_FIELDS)])
+        writer.writerow([_csv_value(record[f]) for f in columns])
     return buffer.getvalue()
 
 

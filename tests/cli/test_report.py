@@ -3,14 +3,18 @@
 import csv
 import io
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from psykedelic_cli.cli.app import app
 from psykedelic_cli.store import Store
-from psykedelic_cli.store.schema import EIG_CRITERIA
+from psykedelic_cli.store.schema import BASE_CRITERIA, EIG_CRITERIA
 
 COMMANDS = ("eig-stats", "performance", "set-analysis", "per-threshold", "per-layer", "history")
 
@@ -107,7 +111,7 @@ def test_without_filters_other_settings_split_instead_of_averaging(store):
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_report_prints_every_format(store, command):
     for table_format, check in (
-        ("csv", lambda out: out.splitlines()[0].endswith("mean,std,n")),
+        ("csv", lambda out: re.search(r",mean,std,n(,best)?$", out.splitlines()[0])),
         ("json", lambda out: json.loads(out)["records"]),
         ("latex", lambda out: r"\begin{tabular}" in out and r"\bottomrule" in out),
         ("markdown", lambda out: out.startswith("### ") and "|---" in out),
@@ -180,3 +184,172 @@ def test_help_carries_an_example(command):
 def test_an_empty_or_missing_store_is_nothing_found(tmp_path):
     result = psyk(tmp_path / "none.json", "eig-stats")
     assert (result.exit_code, result.stderr) == (1, f"psyk: error: no completed run in {tmp_path / 'none.json'}\n")
+
+
+# --- realistic widths: every base criterion, long mode names, three models -------------------------
+
+WIDE_MODES = ("det", "spectral_radius_real_contrib", "spectral_radius_sorted_neurons", "weight_sorted_kernels")
+WIDE_MODELS = ("MicroResNet32", "MicroResNet56", "MicroResNet110")
+
+
+def wide_results(model: int, seed: int) -> dict:
+    """Every result kind with the label and number widths of a real store."""
+    performance = {"None": {"accuracy": 0.9123 + 0.001 * seed, "compression_ratio": 0.0, "score": 0.0}}
+    for i, mode in enumerate(WIDE_MODES, 1):
+        ratio = 0.1 * i + 0.0123 * seed + 0.01 * model
+        performance[mode] = {"accuracy": 0.9 - 0.02 * i, "compression_ratio": ratio, "score": 0.9 * ratio}
+    layers = [
+        {"layer": f"micro_conv2d_{i}", "active_params": 2304 - 9 * i * (seed + 1), "total_params": 2304}
+        for i in range(1, 20)
+    ]
+    criteria = list(BASE_CRITERIA)
+    shares = {"+".join(criteria): 0.0041, "+".join(criteria[1:7]): 0.0103 + 0.001 * seed, "det_corr+weight": 0.0201}
+    shares[""] = 1 - sum(shares.values())
+    thresholds = [10.0**e for e in range(-12, 1)]
+    return {
+        "performance": performance,
+        "pruning_per_layer": {mode: layers for mode in performance},
+        "eig_stats": {
+            "complex_ratio": 0.4567 + 0.01 * seed,
+            "criteria": {c: {"target_complex_ratio": 0.5123, "pruned_complex_ratio": 0.2512} for c in EIG_CRITERIA},
+        },
+        "set_analysis": {"criteria": criteria, "total_kernels": 50000, "shares": shares},
+        "pruning_per_threshold": {
+            "thresholds": thresholds,
+            "pruned_ratio": {c: [min(1.0, 0.083 * j + 0.001 * seed) for j in range(len(thresholds))] for c in criteria},
+            "rule": "own",
+        },
+        "history": [{"epoch": e, "performance": performance} for e in (2, 4, 6)],
+    }
+
+
+@pytest.fixture
+def wide_store(tmp_path):
+    path = tmp_path / "wide.json"
+    docs = []
+    for model_index, model in enumerate(WIDE_MODELS):
+        for seed in (1, 2, 3):
+            doc = document(f"20260101T00000{model_index}-{seed:06d}", 0.9, model=model, seed=seed, compare=WIDE_MODES)
+            doc["results"] = wide_results(model_index, seed)
+            docs.append(doc)
+    Store(path).add_runs(docs)
+    return path
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+@pytest.mark.parametrize("command", COMMANDS)
+def test_terminal_tables_show_every_number_in_full_at_any_width(wide_store, command, columns):
+    from psykedelic_cli import reports
+
+    result = CliRunner().invoke(app, ["--store", str(wide_store), "report", command], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.stderr
+    assert "…" not in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= columns
+    spec = next(spec for spec in report_commands() if spec.name == command)
+    report = getattr(reports, spec.build)(Store(wide_store).runs(status="completed"))
+    for table in report.tables:
+        for text in table.cell_texts().values():
+            assert text in result.stdout, text
+    for model in WIDE_MODELS:
+        assert model in result.stdout or command in ("per-layer", "history")  # those tables name the model in titles
+
+
+def report_commands():
+    from psykedelic_cli.cli.report import COMMANDS as SPECS
+
+    return SPECS
+
+
+def test_piped_and_dumb_terminal_tables_keep_the_best_mark(store):
+    env = {**os.environ, "TERM": "dumb", "COLUMNS": "80"}
+    for command, mark in (("performance", "* marks the best of each column"),
+                          ("history", "* marks the winner of each epoch")):
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("psyk")), "--store", str(store), "report", command,
+             "--dataset", "digits", "--l1-penalty", "1e-4"],
+            capture_output=True, text=True, env=env, check=True,
+        )
+        text = " ".join(result.stdout.split())
+        assert mark in text and "Bold" not in text
+        assert "\x1b[" not in result.stdout  # no styles at all: the mark is the text
+        best = [r for r in records(psyk(store, command, "--dataset", "digits", "--l1-penalty", "1e-4", "-f", "json"))
+                if r["best"]]
+        assert best and len(re.findall(r"\*\d", text)) == len(best)  # the mark of each best cell
+    accuracy = re.search(r"│ None\s+│\s+(\S+)", subprocess.run(
+        [str(Path(sys.executable).with_name("psyk")), "--store", str(store), "report", "performance",
+         "--dataset", "digits", "--l1-penalty", "1e-4"], capture_output=True, text=True, env=env, check=True).stdout)
+    assert accuracy.group(1) == "*85.00"  # the unpruned baseline is the most accurate
+
+
+def test_csv_carries_the_best_mark_where_the_tables_show_one(store):
+    for command, marks in (("performance", True), ("history", True), ("eig-stats", False), ("per-layer", False)):
+        result = psyk(store, command, "--dataset", "digits", "--l1-penalty", "1e-4", "-f", "csv")
+        assert result.exit_code == 0, result.stderr
+        rows = list(csv.DictReader(io.StringIO(result.stdout)))
+        assert ("best" in rows[0]) == marks, command
+        if marks:
+            assert {row["best"] for row in rows} == {"True", "False"}
+        markdown = psyk(store, command, "--dataset", "digits", "--l1-penalty", "1e-4", "-f", "markdown").stdout
+        assert ("Bold marks" in markdown) == marks and ("**" in markdown) == marks
+
+
+# --- degenerate data: nothing pruned, a single run, missing values -------------------------------------
+
+
+def nothing_pruned(accuracy: float) -> dict:
+    """A run at --threshold 1e-12: no criterion prunes any kernel."""
+    results_ = results(accuracy)
+    rows = {mode: {"accuracy": accuracy, "compression_ratio": 0.0, "score": 0.0} for mode in ("None", "det")}
+    layers = [{"layer": "conv", "active_params": 18, "total_params": 18, "alive_kernels": 2, "total_kernels": 2}]
+    results_.update(
+        performance=rows,
+        pruning_per_layer={"None": layers, "det": layers},
+        set_analysis={"criteria": list(BASE_CRITERIA), "total_kernels": 2, "shares": {"": 1.0}},
+        pruning_per_threshold={"thresholds": [1e-12, 1e-4], "pruned_ratio": {"det": [0.0, 0.0]}, "rule": "own"},
+        history=[{"epoch": 1, "performance": rows}],
+    )
+    results_["eig_stats"]["criteria"] = {
+        c: {"target_complex_ratio": 0.5, "pruned_complex_ratio": None} for c in EIG_CRITERIA
+    }
+    return results_
+
+
+def missing_values(accuracy: float) -> dict:
+    """Results whose numbers were never measured (None): a chart has nothing to draw."""
+    results_ = results(accuracy)
+    results_["performance"]["det"] = {"accuracy": None, "compression_ratio": None, "score": None}
+    results_["pruning_per_threshold"]["pruned_ratio"] = {"det": [None, None]}
+    return results_
+
+
+@pytest.fixture
+def degenerate_store(tmp_path):
+    path = tmp_path / "degenerate.json"
+    nothing = document("20260101T000001-aaaaaa", 0.9, threshold=1e-12)
+    nothing["results"] = nothing_pruned(0.9)
+    missing = document("20260101T000002-bbbbbb", 0.8, dataset="cifar10", threshold=1e-12)
+    missing["results"] = missing_values(0.8)
+    Store(path).add_runs([nothing, missing])
+    return path
+
+
+def test_set_analysis_of_runs_that_pruned_nothing_says_so_and_draws(degenerate_store, tmp_path):
+    out = tmp_path / "charts"
+    result = psyk(degenerate_store, "set-analysis", "--dataset", "digits", "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert "No criterion pruned any kernel." in " ".join(result.stdout.split())
+    charts = sorted(out.glob("*.png"))
+    assert [p.name for p in charts] == [
+        "set_analysis_digits_MicroResNet20.png", "set_analysis_venn_digits_MicroResNet20.png"
+    ]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in charts)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_report_draws_degenerate_data(degenerate_store, tmp_path, command):
+    out = tmp_path / command
+    result = psyk(degenerate_store, command, "-o", str(out), "--image-format", "svg")
+    assert result.exit_code == 0, result.stderr
+    written = [Path(line.removeprefix("wrote ")) for line in result.stderr.splitlines()]
+    assert written and all(path.stat().st_size > 0 for path in written)
+    assert all(b"<svg" in path.read_bytes()[:500] for path in written if path.suffix == ".svg")

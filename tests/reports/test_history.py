@@ -31,7 +31,7 @@ def runs(make_run):
 
 def test_means_per_epoch_over_the_runs_that_reached_it(runs):
     report = history_report(runs[:2])
-    assert report.text("csv").splitlines()[0] == "dataset,model,category,epoch,mode,mean,std,n"
+    assert report.text("csv").splitlines()[0] == "dataset,model,category,epoch,mode,mean,std,n,best"
     got = {
         (r["category"], int(r["epoch"]), r["mode"]): (float(r["mean"]), float(r["std"]), int(r["n"]))
         for r in csv.DictReader(io.StringIO(report.text("csv")))

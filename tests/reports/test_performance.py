@@ -22,7 +22,7 @@ def find(rows, **wanted) -> dict:
 def test_csv_has_exactly_the_long_format_columns(performance_runs):
     report = performance_report(performance_runs[:4])
     header = report.text("csv").splitlines()[0]
-    assert header == "dataset,model,init_mode,threshold,category,mode,mean,std,n"
+    assert header == "dataset,model,init_mode,threshold,category,mode,mean,std,n,best"
 
 
 def test_csv_numbers_are_hand_computed_means_and_population_stds(performance_runs):
@@ -90,7 +90,7 @@ def test_latex_states_a_shared_run_count_once(performance_runs):
 def test_runs_differing_in_another_setting_are_never_averaged(performance_runs):
     report = performance_report([performance_runs[0], performance_runs[4]])
     rows = csv_rows(report)
-    assert report.text("csv").splitlines()[0].endswith("mode,l1_penalty,mean,std,n")
+    assert report.text("csv").splitlines()[0].endswith("mode,l1_penalty,mean,std,n,best")
     accuracies = sorted(
         (float(r["l1_penalty"]), float(r["mean"])) for r in rows if r["category"] == "accuracy" and r["mode"] == "det"
     )
@@ -136,3 +136,28 @@ def test_the_baseline_alone_gives_only_the_accuracy_table(performance_runs):
     report = performance_report(performance_runs[:3], modes=["None"])
     assert [t.keys["category"] for t in report.tables] == ["accuracy"]
     assert report.tables[0].rows == [("None",)]
+
+
+
+def performance_row(accuracy: float, compression_ratio: float, score: float) -> dict:
+    return {"accuracy": accuracy, "compression_ratio": compression_ratio, "score": score}
+
+
+def test_nothing_pruned_draws_zero_bars_on_an_axis_from_zero(make_run):
+    rows = {mode: performance_row(0.9, 0.0, 0.0) for mode in ("None", "det", "weight")}
+    figure = performance_report([make_run("z1", {"performance": rows})]).charts[0].draw()
+    compression, score, accuracy = figure.axes[:3]
+    assert compression.get_ylim() == (0, 1) and score.get_ylim() == (0, 1)
+    assert accuracy.get_ylim()[1] > 90
+    assert [t.get_text() for t in compression.get_xticklabels()] == ["det", "weight"]
+
+
+def test_modes_missing_every_value_are_no_chart_and_no_error(make_run, tmp_path):
+    unmeasured = {key: None for key in performance_row(0.0, 0.0, 0.0)}
+    nan = {key: math.nan for key in performance_row(0.0, 0.0, 0.0)}
+    report = performance_report([make_run("m1", {"performance": {"None": unmeasured, "det": nan}})])
+    assert report.charts == [] and report.tables == []
+    assert report.write(tmp_path, "png")  # the (empty) tables are still written
+    partly = {"None": performance_row(0.9, 0.0, 0.0), "det": {**unmeasured, "compression_ratio": 0.25}}
+    figure = performance_report([make_run("m2", {"performance": partly})]).charts[0].draw()
+    assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ["det"]  # drawn from compression alone
