@@ -291,7 +291,8 @@ def import_legacy_command(
     """Import the original psykedelic's experiments.json as runs.
 
     Every file is checked first; a malformed one is an error naming the JSON path of the
-    problem and nothing is written. Importing the same runs again adds nothing.
+    problem and nothing is written. Importing the same runs again adds nothing; runs an
+    earlier psyk imported are corrected in place.
 
     Example: [bold]psyk import-legacy experiments.json[/bold]
     """
@@ -311,5 +312,6 @@ def import_legacy_command(
         table.add_row(dataset, model, str(count))
     table.add_section()
     table.add_row("total", "", str(len(outcome.imported)))
+    table.add_row("corrected (imported by an earlier psyk)", "", str(len(outcome.corrected)))
     table.add_row("skipped (already imported)", "", str(outcome.skipped))
     _print_whole(table)

@@ -197,6 +197,7 @@ def test_import_legacy(tmp_path):
     row = next(line for line in result.stdout.splitlines() if "MicroResNet32" in line)
     assert row.split() == ["cifar10", "MicroResNet32", "3"]
     assert "skipped (already imported)" in result.stdout
+    assert next(line for line in result.stdout.splitlines() if "corrected" in line).split()[-1] == "0"
     runs = Store(store).runs(threshold=1e-4)
     assert [run["config"]["mode"] for run in runs] == ["det", "det"]
     assert runs[0]["results"]["performance"]["det"]["compression_ratio"] == 0.75
@@ -204,6 +205,22 @@ def test_import_legacy(tmp_path):
     skipped = next(line for line in again.stdout.splitlines() if "skipped" in line)
     assert skipped.split()[-1] == "3"
     assert len(Store(store).runs()) == 3
+
+
+def test_import_legacy_of_a_file_with_undefined_precision(tmp_path):
+    """The original writes null precision/recall when a class is never predicted: the file imports whole."""
+    legacy = _legacy_file(tmp_path)
+    data = json.loads(legacy.read_text())
+    data["performance"][LEGACY_KEY]["1e-04"][0]["det"]["precision"] = None
+    legacy.write_text(json.dumps(data))
+    store = tmp_path / "psyk-store.json"
+    result = psyk(store, "import-legacy", str(legacy))
+    assert result.exit_code == 0, result.output
+    assert len(Store(store).runs()) == 3
+    precisions = sorted(str(run["results"]["performance"]["det"]["precision"]) for run in Store(store).runs())
+    assert precisions == ["0.9", "0.9", "None"]
+    shown = psyk(store, "show", Store(store).runs(threshold=1e-4)[0]["id"])
+    assert shown.exit_code == 0 and "det" in shown.stdout
 
 
 def test_import_legacy_malformed_is_one_line_and_writes_nothing(tmp_path):

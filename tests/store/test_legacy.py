@@ -33,7 +33,8 @@ def _performance_entry(scale: float) -> dict:
     }
 
 
-def _eig_stats_entry(offset: int) -> dict:
+def _eig_stats_entry(offset: int, pruned: int = 0) -> dict:
+    """Two layers of 144 and 256 kernels; min_eig prunes 30 + ``pruned`` of the 400, spectral_radius none."""
     layers = ["conv2d_1", "conv2d_2"]
     return {
         "layer_names": layers,
@@ -46,8 +47,21 @@ def _eig_stats_entry(offset: int) -> dict:
             {"min_eig": 114, "spectral_radius": 104}, {"min_eig": 206 - offset, "spectral_radius": 196}
         ],
         "pruned_complex_list": [{"min_eig": 3, "spectral_radius": 0}, {"min_eig": 5, "spectral_radius": 0}],
-        "pruned_real_list": [{"min_eig": 7, "spectral_radius": 0}, {"min_eig": 15, "spectral_radius": 0}],
+        "pruned_real_list": [{"min_eig": 7, "spectral_radius": 0}, {"min_eig": 15 + pruned, "spectral_radius": 0}],
     }
+
+
+def _eig_analysis_entry(stats: dict, mode: str) -> dict:
+    """The eig_analysis entry the original's EigenvalueCallback writes from the kernels ``stats`` counts:
+    per layer, the percentage of kernels whose deciding eigenvalue is real / complex, active and pruned."""
+    entry = {"layer_names": stats["layer_names"]}
+    for part in ("real", "complex"):
+        target = [row[mode] for row in stats[f"target_{part}_list"]]
+        pruned = [row[mode] for row in stats[f"pruned_{part}_list"]]
+        totals = [r[mode] + c[mode] for r, c in zip(stats["target_real_list"], stats["target_complex_list"])]
+        entry[f"pruned_{part}"] = [(p / t) * 100 for p, t in zip(pruned, totals)]
+        entry[f"active_{part}"] = [((k - p) / t) * 100 for k, p, t in zip(target, pruned, totals)]
+    return entry
 
 
 def _per_layer_entry(active: list) -> dict:
@@ -61,11 +75,16 @@ CODES = {"a": "min_eig", "b": "weight", "c": "det", "d": "spectral_radius", "e":
 def legacy_experiments() -> dict:
     """An experiments.json as the original's ExperimentRecorder wrote it.
 
-    KEY_32 at 1e-04: two runs, trained with min_eig (learning curve counts line up),
-    history intervals 5 then 10 (the second stored as a bare object, the writer's quirk);
-    KEY_32 at 1e-03: one run (performance only); KEY_56 at 1e-04: three runs but only two
-    learning curves, from two training modes (they do not line up), and an unknown chart.
+    KEY_32 at 1e-04: two runs, trained with min_eig (their eig_analysis entries match their
+    eig_stats), history intervals 5 then 10 (the second stored as a bare object, the writer's
+    quirk); KEY_32 at 1e-03: one run (performance only), recorded first, so its
+    pruning_per_threshold entry comes first, then the second 1e-04 run's, then the first's
+    (each shows its run's min_eig share at 1e-04: 10 % and 7.5 %); KEY_56 at 1e-04: three runs
+    but only two learning curves, from two training modes (they do not line up), and an
+    unknown chart. The history's None rows hold precision under recall and recall under
+    precision, as the original's HistoryCallback wrote them.
     """
+    stats = [_eig_stats_entry(0), _eig_stats_entry(10, pruned=10)]
     data = {
         "learning_curve": {
             KEY_32: {"1e-04": {"min_eig": [
@@ -83,15 +102,8 @@ def legacy_experiments() -> dict:
                 "min_eig": [_per_layer_entry([216, 1152, 650]), _per_layer_entry([207, 999, 650])],
             }},
         },
-        "eig_stats": {KEY_32: {"1e-04": [_eig_stats_entry(0), _eig_stats_entry(10)]}},
-        "eig_analysis": {
-            KEY_32: {"1e-04": {"min_eig": [
-                {"layer_names": ["conv2d_1"], "active_real": [70.0], "pruned_real": [5.0],
-                 "active_complex": [20.0], "pruned_complex": [5.0]},
-                {"layer_names": ["conv2d_1"], "active_real": [71.0], "pruned_real": [4.0],
-                 "active_complex": [21.0], "pruned_complex": [4.0]},
-            ]}},
-        },
+        "eig_stats": {KEY_32: {"1e-04": stats}},
+        "eig_analysis": {KEY_32: {"1e-04": {"min_eig": [_eig_analysis_entry(entry, "min_eig") for entry in stats]}}},
         "set_analysis": {
             KEY_32: {"1e-04": [
                 {"group_sizes": [10.0, 30.0, 60.0], "groups": ["{a,b}", "{a}", "{}"], "codes": CODES},
@@ -100,11 +112,11 @@ def legacy_experiments() -> dict:
         },
         "pruning_per_threshold": {
             KEY_32: [
-                {"final_vals": {"det": [0.0, 50.0, 100.0], "min_eig": [1.0, 2.0, 3.0]},
-                 "thresholds": [1e-4, 1e-3, 1e-2]},
-                {"final_vals": {"det": [0.0, 40.0, 90.0], "min_eig": [2.0, 4.0, 6.0]},
-                 "thresholds": [1e-4, 1e-3, 1e-2]},
                 {"final_vals": {"det": [10.0, 20.0, 30.0]}, "thresholds": [1e-4, 1e-3, 1e-2]},
+                {"final_vals": {"det": [0.0, 40.0, 90.0], "min_eig": [10.0, 20.0, 30.0]},
+                 "thresholds": [1e-4, 1e-3, 1e-2]},
+                {"final_vals": {"det": [0.0, 50.0, 100.0], "min_eig": [7.5, 8.0, 9.0]},
+                 "thresholds": [1e-4, 1e-3, 1e-2]},
             ],
         },
         "performance_history": {
@@ -177,13 +189,15 @@ def test_config_is_parsed_from_the_key(imported):
         )
     } == {
         "model": "MicroResNet32", "depth": 32, "optimizer": "adam", "loss": "categorical_crossentropy",
-        "lr": 1e-3, "epochs": 200, "batch_size": 128, "init_mode": "random_init", "dataset": "cifar10",
+        "lr": 1e-3, "epochs": 400, "batch_size": 128, "init_mode": "random_init", "dataset": "cifar10",
         "l1_penalty": 1e-4, "threshold": 1e-4,
     }
+    # The key holds the original's epochs per stage (200 of its 400-epoch runs): psyk's epochs are the total.
+    assert (config["steps"], imported[(KEY_32, "1e-04", 0)]["legacy"]["stage_epochs"]) == (2, 200)
     assert config["compare"] == ["min_eig", "det"]
     other = imported[(KEY_56, "1e-04", 2)]["config"]
     assert (other["model"], other["depth"], other["dataset"], other["lr"], other["epochs"], other["l1_penalty"]) == (
-        "MicroResNet56", 56, "tiny-imagenet", 0.1, 100, 0.0)
+        "MicroResNet56", 56, "tiny-imagenet", 0.1, 200, 0.0)
     assert imported[(KEY_32, "1e-03", 0)]["config"]["threshold"] == 1e-3
 
 
@@ -217,7 +231,7 @@ def test_learning_curves(imported):
     assert curve["accuracy"] == pytest.approx([0.5, 0.51, 0.52])  # renamed from "acc"
     assert curve["val_accuracy"] == pytest.approx([0.45, 0.46, 0.47])
     assert curve["loss"] == pytest.approx([2.0, 1.9, 1.8])
-    assert curve["lr"] == [None] * 3 and curve["stage"] == [None] * 3
+    assert curve["lr"] == [None] * 3 and curve["stage"] == [1, 1, 1]  # 3 of the first stage's 200 epochs
     assert imported[(KEY_32, "1e-04", 1)]["results"]["learning_curve"]["lr"] == [1e-3, 1e-3]
 
 
@@ -244,7 +258,7 @@ def test_eig_stats_totals_and_ratios(imported):
     assert second["eig_stats"]["criteria"]["min_eig"]["target_complex_ratio"] == pytest.approx(90 / 400)
     # The per-layer counts the totals lose are kept verbatim.
     assert second["legacy"]["eig_stats"]["total_complex_list"] == [110, 200]
-    assert second["legacy"]["eig_analysis"]["active_real"] == [71.0]
+    assert second["legacy"]["eig_analysis"] == _eig_analysis_entry(_eig_stats_entry(10, pruned=10), "min_eig")
 
 
 def test_set_analysis_shares(imported):
@@ -256,37 +270,148 @@ def test_set_analysis_shares(imported):
     assert second == {"det+min_eig+spectral_radius": 0.25, "det_corr": 0.05, "": 0.7}
 
 
-def test_pruning_per_threshold_goes_to_runs_in_threshold_order(imported):
-    first = imported[(KEY_32, "1e-04", 0)]["results"]["pruning_per_threshold"]
-    assert first == {
-        "thresholds": [1e-4, 1e-3, 1e-2], "pruned_ratio": {"det": [0.0, 0.5, 1.0], "min_eig": [0.01, 0.02, 0.03]},
+def test_pruning_per_threshold_goes_to_the_run_whose_pruned_share_it_shows(imported):
+    # The file lists the 1e-03 run's entry first: ascending threshold order would give it to a 1e-04 run.
+    first = imported[(KEY_32, "1e-04", 0)]
+    assert first["results"]["pruning_per_threshold"] == {
+        "thresholds": [1e-4, 1e-3, 1e-2], "pruned_ratio": {"det": [0.0, 0.5, 1.0], "min_eig": [0.075, 0.08, 0.09]},
         "rule": "raw",
     }
-    assert imported[(KEY_32, "1e-04", 1)]["results"]["pruning_per_threshold"]["pruned_ratio"]["det"] == [0.0, 0.4, 0.9]
-    assert imported[(KEY_32, "1e-03", 0)]["results"]["pruning_per_threshold"]["pruned_ratio"] == {
-        "det": [0.1, 0.2, 0.3]
-    }
+    second = imported[(KEY_32, "1e-04", 1)]
+    assert second["results"]["pruning_per_threshold"]["pruned_ratio"]["min_eig"] == [0.1, 0.2, 0.3]
+    other = imported[(KEY_32, "1e-03", 0)]
+    assert other["results"]["pruning_per_threshold"]["pruned_ratio"] == {"det": [0.1, 0.2, 0.3]}
+    # The 1e-03 run has no eig_stats to compare with: its entry is the one left, by position.
+    assert [doc["legacy"]["placed_by"]["pruning_per_threshold"] for doc in (first, second, other)] == [
+        "evidence", "evidence", "position"]
     assert "pruning_per_threshold" not in imported[(KEY_56, "1e-04", 0)]["results"]
 
 
 def test_history_from_both_history_charts(imported):
     results = imported[(KEY_32, "1e-04", 0)]["results"]
     history, per_layer = results["history"], results["per_layer_history"]
-    assert [step["epoch"] for step in history] == [0, 5, 10]
-    assert [step["epoch"] for step in per_layer] == [0, 5, 10]
+    # The original compared after Keras epochs 0, 5 and 10 (counted from 0): 1, 6 and 11 completed epochs.
+    assert [step["epoch"] for step in history] == [1, 6, 11]
+    assert [step["epoch"] for step in per_layer] == [1, 6, 11]
     middle = history[1]
     assert middle["performance"]["min_eig"]["accuracy"] == 0.69
     assert middle["performance"]["min_eig"]["active_params"] == 300000
     assert middle["performance"]["min_eig"]["compression_ratio"] == pytest.approx(1 - 300000 / 470218)
-    assert middle["performance"]["None"]["recall"] == 0.5
+    none = middle["performance"]["None"]
+    assert (none["precision"], none["recall"]) == (0.5, 0.6)  # stored swapped: recall 0.5, precision 0.6
+    assert middle["performance"]["min_eig"]["precision"] == 0.6  # the compared modes were stored right
+    assert imported[(KEY_32, "1e-04", 0)]["legacy"]["corrected"] == ["history_none_precision_recall"]
+    assert imported[(KEY_32, "1e-03", 0)]["legacy"]["corrected"] == []  # no history
     assert [row["active_params"] for row in per_layer[1]["pruning_per_layer"]["min_eig"]] == [300, 2000]
     # The second run's interval-10 entries were stored as bare objects.
     results = imported[(KEY_32, "1e-04", 1)]["results"]
-    assert [step["epoch"] for step in results["history"]] == [0, 10]
+    assert [step["epoch"] for step in results["history"]] == [1, 11]
     assert results["history"][1]["performance"]["min_eig"]["score"] == 0.1
     assert [
         row["active_params"] for row in results["per_layer_history"][1]["pruning_per_layer"]["min_eig"]
     ] == [400, 2200]
+
+
+KEY_20 = "MicroResNet20:adam:categorical_crossentropy:1e-03:3:128:random_init:CIFAR-10:1e-04"
+
+
+def test_learning_curves_of_two_training_modes_go_to_their_runs(tmp_path):
+    """Two sweeps over min_eig and weight: runs A (min_eig), B (weight), C (min_eig), D (weight).
+
+    The original keeps learning curves per training mode ({min_eig: [A, C], weight: [B, D]}), so
+    file order is A, C, B, D. The eig_analysis entries of A and C match their eig_stats, which
+    proves those runs' mode; the weight curves take the two runs left, in order.
+    """
+    stats = [_eig_stats_entry(5 * i, pruned=i) for i in range(4)]
+    curves = [_history("acc", 6, start) for start in (0.1, 0.2, 0.3, 0.4)]  # two stages of 3 epochs
+    data = {
+        "performance": {KEY_20: {"1e-04": [_performance_entry(1.0 - i / 10) for i in range(4)]}},
+        "eig_stats": {KEY_20: {"1e-04": stats}},
+        "eig_analysis": {KEY_20: {"1e-04": {"min_eig": [_eig_analysis_entry(stats[i], "min_eig") for i in (0, 2)]}}},
+        "learning_curve": {KEY_20: {"1e-04": {"min_eig": [curves[0], curves[2]], "weight": [curves[1], curves[3]]}}},
+    }
+    runs = [doc for _, doc in sorted(_by_group(read_legacy(_write(tmp_path, data))).items())]
+    assert [run["results"]["learning_curve"]["accuracy"][0] for run in runs] == [0.1, 0.2, 0.3, 0.4]
+    assert [run["results"]["legacy"]["eig_analysis"] for run in runs[::2]] == [
+        _eig_analysis_entry(stats[i], "min_eig") for i in (0, 2)]
+    assert "eig_analysis" not in runs[1]["results"]["legacy"]
+    assert [run["config"]["mode"] for run in runs] == ["min_eig", "weight", "min_eig", "weight"]
+    assert [run["legacy"]["placed_by"]["learning_curve"] for run in runs] == [
+        "evidence", "position", "evidence", "position"]
+    assert runs[0]["legacy"]["placed_by"]["eig_analysis"] == "evidence"
+    assert runs[0]["results"]["learning_curve"]["stage"] == [1, 1, 1, 2, 2, 2]
+
+
+def test_epochs_are_psyk_totals_and_history_counts_completed_epochs(tmp_path, legacy_experiments):
+    three_stages = {**_history("acc", 9, 0.2)}  # 3 stages of 3 epochs: the curve shows the stage count
+    legacy_experiments["learning_curve"][KEY_20] = {"1e-04": {"weight": [three_stages]}}
+    store = Store(tmp_path / "store.json")
+    import_legacy(store, [_write(tmp_path, legacy_experiments)])
+    (run_20,) = store.runs(model="MicroResNet20")
+    assert (run_20["config"]["epochs"], run_20["config"]["steps"], run_20["legacy"]["stage_epochs"]) == (9, 3, 3)
+    assert run_20["results"]["learning_curve"]["stage"] == [1, 1, 1, 2, 2, 2, 3, 3, 3]
+    # A 400-epoch run of the original (200 per stage) is found as psyk's own would be: --epochs 400.
+    assert {run["legacy"]["index"] for run in store.runs(model="MicroResNet32", epochs=400, threshold=1e-4)} == {0, 1}
+    assert store.runs(model="MicroResNet32", epochs=200) == []
+    history = store.get_run(store.runs(model="MicroResNet32", history_interval=5)[0]["id"])["results"]["history"]
+    assert [point["epoch"] for point in history] == [1, 6, 11]  # as psyk's own: completed epochs
+
+
+def test_null_precision_or_recall_imports_as_missing(tmp_path, legacy_experiments):
+    from psykedelic_cli.reports import history_report, performance_report
+    from psykedelic_cli.reports.aggregate import summarize
+
+    # The original writes null when some class is never predicted (scikit-learn's undefined metric).
+    legacy_experiments["performance"][KEY_32]["1e-04"][0]["det"].update(precision=None, recall=None)
+    legacy_experiments["performance"][KEY_32]["1e-04"][0]["None"]["recall"] = None
+    legacy_experiments["performance_history"][KEY_32]["1e-04"]["5"][0]["precision"]["min_eig"][1] = None
+    legacy_experiments["performance_history"][KEY_32]["1e-04"]["5"][0]["recall"]["None"][2] = None
+    store = Store(tmp_path / "store.json")
+    outcome = import_legacy(store, [_write(tmp_path, legacy_experiments)])
+    assert len(outcome.imported) == 6
+    runs = _by_group(store.runs())
+    first = runs[(KEY_32, "1e-04", 0)]["results"]
+    assert first["performance"]["det"] == {
+        "accuracy": 0.8, "precision": None, "recall": None, "active_params": 352663.5, "total_params": 470218,
+        "compression_ratio": pytest.approx(0.25), "score": 0.2, "alive_kernels": None, "total_kernels": None,
+    }
+    assert (first["performance"]["None"]["precision"], first["performance"]["None"]["recall"]) == (0.9, None)
+    assert first["history"][1]["performance"]["min_eig"]["precision"] is None
+    assert first["history"][1]["performance"]["min_eig"]["recall"] == 0.5
+    assert first["history"][2]["performance"]["None"]["precision"] is None  # the stored recall, un-swapped
+    precision = [runs[(KEY_32, "1e-04", i)]["results"]["performance"]["det"]["precision"] for i in (0, 1)]
+    assert summarize(precision).n == 1 and summarize(precision).mean == 0.79  # left out of the mean
+    assert "det" in performance_report(list(runs.values())).text("markdown")
+    assert "min_eig" in history_report(list(runs.values())).text("markdown")
+
+
+def test_runs_imported_by_an_earlier_psyk_are_corrected_in_place(tmp_path, legacy_experiments):
+    store = Store(tmp_path / "store.json")
+    source = _write(tmp_path, legacy_experiments)
+    earlier = read_legacy(source)
+    for doc in earlier:  # as the earlier rules stored them: no importer version, another digest and history axis
+        del doc["legacy"]["importer"]
+        doc["legacy"]["digest"] = "0" * 64
+        for point in doc["results"].get("history", []):
+            point["epoch"] -= 1
+    changed = next(doc for doc in earlier if _identity(doc) == (KEY_56, "1e-04", 2))
+    changed["results"]["performance"]["det"]["accuracy"] = 0.123  # not the same run any more: imported anew
+    store.add_runs(earlier)
+    ids = {(doc["legacy"]["key"], doc["legacy"]["threshold"], doc["legacy"]["index"]): doc["id"] for doc in earlier}
+    outcome = import_legacy(store, [source])
+    assert (len(outcome.corrected), len(outcome.imported), outcome.skipped) == (5, 1, 0)
+    runs = store.runs()
+    assert len(runs) == 7
+    corrected = [run for run in runs if run["id"] in {doc["id"] for doc in outcome.corrected}]
+    assert all(ids[_identity(run)] == run["id"] and run["legacy"]["importer"] for run in corrected)
+    history = next(run for run in corrected if run["config"]["history_interval"] == 5)["results"]["history"]
+    assert [point["epoch"] for point in history] == [1, 6, 11]
+    again = import_legacy(store, [source])
+    assert (len(again.corrected), len(again.imported), again.skipped) == (0, 0, 6)
+
+
+def _identity(doc):
+    return doc["legacy"]["key"], doc["legacy"]["threshold"], doc["legacy"]["index"]
 
 
 def test_unknown_charts_are_kept(imported):
