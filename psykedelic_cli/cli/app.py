@@ -158,4 +158,7 @@ _register()
 
 
 def main() -> None:
+    from psykedelic_cli.cli.streams import spell_what_the_encoding_lacks
+
+    spell_what_the_encoding_lacks()
     app()

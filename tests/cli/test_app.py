@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 import typer
@@ -74,3 +78,21 @@ def test_every_command_lists_store_in_its_help(path):
     result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     assert "overrides a --store before it and PSYK_STORE" in result.stdout
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_streams_of_any_encoding_get_every_character_written_never_an_error(stores, tmp_path, encoding):
+    psyk = Path(sys.executable).with_name("psyk")
+    env = {**os.environ, "PYTHONIOENCODING": encoding, "COLUMNS": "80"}
+    for args in (["list-experiments"], ["show", "20261126T000000"], ["report", "eig-stats"]):
+        result = subprocess.run([str(psyk), "--store", str(stores["after"]), *args], capture_output=True, env=env)
+        assert b"Traceback" not in result.stderr and b"UnicodeEncodeError" not in result.stderr, args
+        assert result.returncode == (1 if args[0] == "report" else 0), (args, result.stderr)
+        result.stdout.decode(encoding)  # the tables are written in the stream's encoding
+    show = subprocess.run([str(psyk), "--store", str(stores["after"]), "show", "20261126T000000"],
+                          capture_output=True, env=env).stdout.decode(encoding)
+    assert "(source train)" in show and "finished - UTC" in show  # the stream lacks "—": spelled "-"
+    missing = tmp_path / "résultats∅.json"
+    result = subprocess.run([str(psyk), "report", "eig-stats", "--store", str(missing)], capture_output=True, env=env)
+    assert result.returncode == 1 and b"Traceback" not in result.stderr
+    assert b"sultats" in result.stderr and result.stderr.count(b"\n") == 1
