@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from psykedelic_cli import __version__
 from psykedelic_cli.cli.common import DEFAULT_STORE
 from psykedelic_cli.errors import PsykError, Terminated
+from psykedelic_cli.outputs import os_error_text
 
 # TensorFlow's C++ start-up chatter (CPU feature notes, graph attribute warnings) is not
 # for a command-line user; set TF_CPP_MIN_LOG_LEVEL yourself to see it.
@@ -23,6 +24,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def _fail(message: str, code: int, where: str = "psyk") -> None:
     typer.echo(f"{where}: error: {message}", err=True)
     sys.exit(code)
+
+
+def _debugging() -> bool:
+    """``PSYK_DEBUG=1``: errors raise with their traceback instead of becoming one line."""
+    return os.environ.get("PSYK_DEBUG", "") not in ("", "0")
 
 
 STORE_HELP = "The experiment store (a TinyDB JSON file) every command shares."
@@ -67,8 +73,9 @@ def _accept_store_after_commands(group, option) -> None:
 class PsykGroup(TyperGroup):
     """Runs every command inside one error boundary.
 
-    Our own ``PsykError`` and click's usage errors become one line on stderr and a
-    non-zero exit (2 for usage errors); they never show a traceback. Every command
+    Our own ``PsykError``, click's usage errors and any ``OSError`` (a file that cannot
+    be read or written) become one line on stderr and a non-zero exit (2 for usage
+    errors, 1 for an OSError); they show a traceback only with ``PSYK_DEBUG=1``. Every command
     also takes the global ``--store`` after its name.
     """
 
@@ -82,7 +89,14 @@ class PsykGroup(TyperGroup):
                 args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra
             )
         except PsykError as exc:
+            if _debugging():
+                raise
             _fail(str(exc), exc.exit_code)
+        except OSError as exc:  # a file that cannot be read or written, wherever it happened (typer itself
+            # ends quietly, exit 1, when the reader of our output goes away: `psyk … | head`)
+            if _debugging():
+                raise
+            _fail(os_error_text(exc), 1)
         except NoArgsIsHelpError as exc:
             # ``psyk report`` alone: show the help, not an error.
             typer.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())

@@ -21,6 +21,7 @@ from psykedelic_cli.cli.common import (
     import_tensorflow,
 )
 from psykedelic_cli.errors import PsykError
+from psykedelic_cli.outputs import check_output_file
 from psykedelic_cli.pruning.modes import DEFAULT_CONTRIBUTION_THRESHOLD, DEFAULT_RATE, DEFAULT_THRESHOLD
 
 
@@ -55,6 +56,9 @@ def _check_request(model: Path, output: Path, mode: str, threshold: float, contr
     validate_pruning_parameters(threshold, contribution_threshold, rate)
     if not model.is_file():
         raise PsykError(f"model file not found: {model}")
+    if output.absolute() == model.absolute() or (output.exists() and output.samefile(model)):
+        raise PsykError(f"--output {output} is the input model; write the pruned model to another file")
+    check_output_file(output, "--output")
     if output.suffix != ".keras":
         raise PsykError(f"--output must be a .keras file, got {output}")
 

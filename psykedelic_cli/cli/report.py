@@ -26,6 +26,7 @@ from psykedelic_cli.cli.common import (
     store_path,
 )
 from psykedelic_cli.errors import NothingFound
+from psykedelic_cli.outputs import check_output_dir
 
 report_app = typer.Typer(
     name="report",
@@ -150,9 +151,15 @@ def run_report(ctx: typer.Context, spec: ReportCommand, options: dict) -> None:
 
     out_dir = options.pop("out_dir")
     image_format: ImageFormat = options.pop("image_format")
+    table_format: TableFormat = options.pop("table_format")
+    if out_dir is not None:
+        check_output_dir(out_dir, "--out-dir")
     # Chart workers start first: they get matplotlib ready while the store is read.
     with ChartWorkers(modules=spec.chart_modules) if out_dir is not None else contextlib.nullcontext() as workers:
         report = _build_report(ctx, spec, options)
+        if out_dir is not None:  # every file name is known now: check them before anything is shown
+            report.check_outputs(out_dir, image_format.value)
+        _show(report, table_format)
         if out_dir is not None:
             _write_files(report, out_dir, image_format, workers)
 
@@ -161,7 +168,6 @@ def _build_report(ctx: typer.Context, spec: ReportCommand, options: dict):
     from psykedelic_cli import reports
     from psykedelic_cli.store import Store
 
-    table_format: TableFormat = options.pop("table_format")
     modes = options.pop("modes", None)
     filters = {name: value or None for name, value in options.items()}
     path = store_path(ctx)
@@ -169,13 +175,15 @@ def _build_report(ctx: typer.Context, spec: ReportCommand, options: dict):
     if not runs:
         wanted = ", ".join(f"{name}={'|'.join(map(str, value))}" for name, value in filters.items() if value)
         raise NothingFound(f"no completed run in {path}" + (f" matches {wanted}" if wanted else ""))
-    report = getattr(reports, spec.build)(runs, **({"modes": modes or None} if MODES in spec.extra else {}))
+    return getattr(reports, spec.build)(runs, **({"modes": modes or None} if MODES in spec.extra else {}))
+
+
+def _show(report, table_format: TableFormat) -> None:
     if table_format is TableFormat.table:
         for table in report.rich_tables(console.width):
             console.print(table)
     else:
         typer.echo(report.text(table_format.value), nl=False)
-    return report
 
 
 def _write_files(report, out_dir: Path, image_format: ImageFormat, workers) -> None:

@@ -48,11 +48,13 @@ _STYLE = {
 
 
 def save_chart(chart: "Chart", path: Path, image_format: str) -> None:
-    """Draw ``chart`` in the shared style and write it."""
+    """Draw ``chart`` in the shared style and write it (whole or not at all)."""
     import matplotlib
 
-    with matplotlib.rc_context(_STYLE):
-        chart.draw().savefig(path, format=image_format, dpi=150, metadata=_metadata(image_format))
+    from psykedelic_cli.outputs import replacing
+
+    with matplotlib.rc_context(_STYLE), replacing(path) as temporary:
+        chart.draw().savefig(temporary, format=image_format, dpi=150, metadata=_metadata(image_format))
 
 
 def _metadata(image_format: str) -> dict:

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+_TABLE_FILES = ((".tex", "latex"), (".csv", "csv"), (".md", "markdown"))
+
+
 @dataclass(frozen=True)
 class Chart:
     """A figure to draw on demand: ``draw()`` builds it from already aggregated data."""
@@ -47,6 +50,21 @@ class Report:
         """The tables for a terminal ``width`` columns wide (wide tables come in column chunks)."""
         return [chunk for table in self.tables for chunk in render.to_rich(table, width)]
 
+    def table_paths(self, out_dir: Path) -> dict[str, Path]:
+        """``{table format: file}`` of the tables ``write`` writes into ``out_dir``."""
+        return {table_format: out_dir / f"{self.name}{suffix}" for suffix, table_format in _TABLE_FILES}
+
+    def chart_paths(self, out_dir: Path, image_format: str) -> list[Path]:
+        """The chart files ``write`` writes into ``out_dir``, in chart order."""
+        return [out_dir / f"{file_stem(chart.stem)}.{image_format}" for chart in self.charts]
+
+    def check_outputs(self, out_dir: Path, image_format: str) -> None:
+        """PsykError unless every file ``write`` would write is distinct and no folder stands in its place."""
+        from psykedelic_cli.outputs import check_output_files
+
+        paths = [*self.table_paths(out_dir).values(), *self.chart_paths(out_dir, image_format)]
+        check_output_files(paths, f"psyk report {self.name.replace('_', '-')} --out-dir {out_dir}")
+
     def write(
         self,
         out_dir: Path,
@@ -56,19 +74,20 @@ class Report:
     ) -> list[Path]:
         """Write ``<name>.tex``, ``.csv``, ``.md`` and every chart into ``out_dir``; return the paths.
 
+        Each file is written whole or not at all; PsykError before anything is written if
+        two outputs would be the same file or a folder stands where a file goes.
         ``on_chart()`` is called as each chart is written (for a progress bar). Charts are
         drawn by ``workers`` when given (started early, see ``ChartWorkers``), else by
         workers started here.
         """
+        from psykedelic_cli.outputs import write_text
         from psykedelic_cli.reports.charts import save_chart
 
+        self.check_outputs(out_dir, image_format)
         out_dir.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for suffix, table_format in ((".tex", "latex"), (".csv", "csv"), (".md", "markdown")):
-            path = out_dir / f"{self.name}{suffix}"
-            path.write_text(self.text(table_format), encoding="utf-8")
-            paths.append(path)
-        jobs = [(chart, out_dir / f"{file_stem(chart.stem)}.{image_format}", image_format) for chart in self.charts]
+        paths = [write_text(path, self.text(table_format)) for table_format, path in self.table_paths(out_dir).items()]
+        chart_paths = self.chart_paths(out_dir, image_format)
+        jobs = [(chart, path, image_format) for chart, path in zip(self.charts, chart_paths)]
         with ChartWorkers(len(jobs)) if workers is None else contextlib.nullcontext(workers) as drawing:
             drawing.run(save_chart, jobs, on_done=on_chart)
         return paths + [path for _, path, _ in jobs]

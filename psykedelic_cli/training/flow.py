@@ -225,8 +225,11 @@ def train_run(
     try:
         staged.run()
         recorder.results["timings"] = staged.timer.seconds
-        _write_artifacts(config, model, {**store.get_run(run_id), "results": recorder.results})
-        recorder.finish("completed")
+        # Files come after training: one that cannot be written is a warning on a completed run.
+        warnings = write_artifacts(config, model, {**store.get_run(run_id), "results": recorder.results})
+        recorder.finish("completed", warnings=warnings)
+        for warning in warnings:
+            staged.say(f"warning: {warning}")
     except BaseException as exc:
         recorder.results["timings"] = staged.timer.seconds
         status, error = run_outcome(exc)
@@ -244,15 +247,34 @@ def _totals(report: dict) -> dict:
     }
 
 
-def _write_artifacts(config: TrainConfig, model, run: dict) -> None:
-    """Learning-curve and per-layer charts (and the model with --save-model) in out_dir/<run id>/."""
+def write_artifacts(config: TrainConfig, model, run: dict) -> list[str]:
+    """Learning-curve and per-layer charts (and the model with --save-model) in out_dir/<run id>/.
+
+    Each file is written whole or not at all. Returns one warning per file that could not
+    be written (the run is trained and stored whatever happens to its files).
+    """
     if config.out_dir is None:
-        return
+        return []
+    from psykedelic_cli.outputs import os_error_text, replacing
     from psykedelic_cli.training.charts import learning_curve_chart, per_layer_chart
 
     folder = Path(config.out_dir) / run["id"]
-    folder.mkdir(parents=True, exist_ok=True)
-    learning_curve_chart(run, folder / "learning_curve.png")
-    per_layer_chart(run, folder / "per_layer.png")
+    files = {
+        "learning_curve.png": lambda path: learning_curve_chart(run, path),
+        "per_layer.png": lambda path: per_layer_chart(run, path),
+    }
     if config.save_model:
-        model.save(folder / "model.keras")
+        files["model.keras"] = model.save
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return [f"{folder} could not be created ({os_error_text(exc)}): no chart or model file written"]
+    warnings = []
+    for name, write in files.items():
+        try:
+            with replacing(folder / name) as temporary:
+                write(temporary)
+        except Exception as exc:  # a file must never cost the trained run
+            reason = os_error_text(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+            warnings.append(f"{folder / name} was not written ({reason.splitlines()[0]})")
+    return warnings

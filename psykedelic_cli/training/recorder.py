@@ -58,5 +58,6 @@ class RunRecorder:
         self._last_write_end = self.clock()
         self._last_write_cost = self._last_write_end - now
 
-    def finish(self, status: str, error: str | None = None) -> None:
-        self.store.update_run(self.run_id, status=status, error=error, results=self.results)
+    def finish(self, status: str, error: str | None = None, **fields) -> None:
+        """The last write: every result, the final status, and further top-level ``fields`` (e.g. ``warnings``)."""
+        self.store.update_run(self.run_id, status=status, error=error, results=self.results, **fields)

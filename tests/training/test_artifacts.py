@@ -1,0 +1,33 @@
+"""A trained run is never lost because one of its files could not be written."""
+
+from __future__ import annotations
+
+import errno
+
+from typer.testing import CliRunner
+
+from psykedelic_cli.cli.app import app
+from psykedelic_cli.store import Store
+
+
+def test_a_chart_that_cannot_be_written_leaves_a_completed_run_with_a_warning(tmp_path, monkeypatch, tiny_args):
+    import psykedelic_cli.training.charts as charts
+
+    def disk_full(run, path):
+        path.write_bytes(b"half a chart")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(charts, "per_layer_chart", disk_full)
+    store, out = tmp_path / "store.json", tmp_path / "out"
+    result = CliRunner().invoke(app, ["--store", str(store), "train", *tiny_args, "--stop-after-pruning",
+                                      "--save-model", "--out-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    (run,) = Store(store).runs()
+    assert run["status"] == "completed" and run["error"] is None
+    (warning,) = run["warnings"]
+    assert f"{out / run['id'] / 'per_layer.png'} was not written (No space left on device" in warning
+    assert "warning:" in result.stderr and "per_layer.png" in result.stderr
+    folder = out / run["id"]
+    # The other files are whole; the failed one left neither a part nor a temporary file.
+    assert sorted(p.name for p in folder.iterdir()) == ["learning_curve.png", "model.keras"]
+    assert run["results"]["final"]["accuracy"] > 0
