@@ -1,4 +1,4 @@
-"""``psyk list-experiments | show | delete | merge | import-legacy``: the experiment store."""
+"""``psyk list-experiments | show | delete | mark-stale | merge | import-legacy``: the experiment store."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import inspect
 import io
 import json
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -22,11 +23,12 @@ from psykedelic_cli.cli.common import console, store_path
 from psykedelic_cli.cli.run_tables import percent, performance_table, timings_text
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.store import Store
+from psykedelic_cli.store.liveness import SILENT_AFTER, mark_stale, stale_reason, stale_runs
 from psykedelic_cli.store.schema import RESULT_KINDS, STATUSES
 
 LIST_COLUMNS = (
     "id", "created_at", "status", "model", "dataset", "mode", "compared",
-    "threshold", "l1_penalty", "seed", "accuracy", "compression_ratio",
+    "threshold", "l1_penalty", "seed", "accuracy", "compression_ratio", "stale",
 )
 
 WIDE = 250
@@ -68,7 +70,17 @@ def _print_whole(table: Table) -> None:
     Console(width=WIDE).print(table)
 
 
-def _list_row(summary: dict) -> dict:
+def _now() -> datetime:
+    # The CLI boundary is where the library's time argument comes from.
+    return datetime.now(timezone.utc)
+
+
+def _shown_status(status: str | None, stale: str | None) -> str:
+    return f"{status} (stale: {stale})" if stale else _plain(status)
+
+
+def _list_row(summary: dict, stale: str | None = None) -> dict:
+    """One run as list-experiments shows it; ``stale`` is why a running run counts as stale."""
     config, headline = summary["config"], summary["headline"]
     return {
         "id": summary["id"],
@@ -83,6 +95,7 @@ def _list_row(summary: dict) -> dict:
         "seed": config.get("seed"),
         "accuracy": headline["accuracy"],
         "compression_ratio": headline["compression_ratio"],
+        "stale": stale,
     }
 
 
@@ -91,25 +104,27 @@ LIST_HEADER = (
 )
 RIGHT_ALIGNED = {"threshold", "l1", "seed", "accuracy", "compression"}
 STATUS_STYLES = {"completed": "", "running": "yellow", "failed": "red", "interrupted": "magenta"}
+STALE_STYLE = "bold yellow"
 
 
 def _table_cells(row: dict) -> tuple[str, ...]:
     """A ``_list_row`` as the cells of ``LIST_HEADER``: the trained and compared modes in one."""
     modes = _plain(row["mode"]) + (f" +{row['compared']}" if row["compared"] else "")
     return (
-        row["id"], _date(row["created_at"]), _plain(row["status"]), _plain(row["model"]), _plain(row["dataset"]),
+        row["id"], _date(row["created_at"]), _shown_status(row["status"], row["stale"]), _plain(row["model"]),
+        _plain(row["dataset"]),
         modes, _scientific(row["threshold"]), _scientific(row["l1_penalty"]), _plain(row["seed"]),
         percent(row["accuracy"]), percent(row["compression_ratio"]),
     )
 
 
-def _list_table(summaries: list[dict], path: Path) -> Text:
-    """The runs as an aligned table, one styled line per run.
+def _list_table(summaries: list[dict], path: Path, stale: dict[str, str]) -> Text:
+    """The runs as an aligned table, one styled line per run (``stale``: run id -> reason).
 
     Built as one rich Text rather than a rich Table: a Table measures and renders every
     cell (about 1 ms per row), which made listing 1,000 runs take over a second.
     """
-    rows = [_table_cells(_list_row(summary)) for summary in summaries]
+    rows = [_table_cells(_list_row(summary, stale.get(summary["id"]))) for summary in summaries]
     widths = [max(len(cell) for cell in column) for column in zip(LIST_HEADER, *rows)]
 
     def line(cells) -> str:
@@ -122,7 +137,8 @@ def _list_table(summaries: list[dict], path: Path) -> Text:
     text.append(line(LIST_HEADER), style="bold")
     text.append("─" * (sum(widths) + 3 * (len(widths) - 1)) + "\n")
     for summary, row in zip(summaries, rows):
-        text.append(line(row), style=STATUS_STYLES.get(summary["status"], ""))
+        style = STALE_STYLE if summary["id"] in stale else STATUS_STYLES.get(summary["status"], "")
+        text.append(line(row), style=style)
     return text
 
 
@@ -142,7 +158,9 @@ def list_experiments(
 
     Columns: id, date, status, model, dataset, modes (trained + compared), threshold,
     L1 penalty, seed, accuracy and compression ratio (of the final model, else of the
-    trained mode in the comparison, else of the unpruned baseline).
+    trained mode in the comparison, else of the unpruned baseline). A running run whose
+    process is gone shows as "running (stale: …)" (the CSV's stale column says why); see
+    psyk mark-stale.
 
     Example: [bold]psyk list-experiments --dataset cifar10 --status completed[/bold]
 
@@ -154,14 +172,15 @@ def list_experiments(
         typer.echo(json.dumps(store.runs(**filters), indent=2))
         return
     summaries = store.summaries(**filters)
+    stale = stale_runs(store, now=_now()) if any(s["status"] == "running" for s in summaries) else {}
     if output is ListFormat.csv:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=LIST_COLUMNS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(_list_row(summary) for summary in summaries)
+        writer.writerows(_list_row(summary, stale.get(summary["id"])) for summary in summaries)
         typer.echo(buffer.getvalue(), nl=False)
     elif summaries:
-        console.print(_list_table(summaries, store.path), soft_wrap=True, highlight=False, end="")
+        console.print(_list_table(summaries, store.path, stale), soft_wrap=True, highlight=False, end="")
     else:
         console.print(f"no runs in {store.path}" + (" match" if any(filters.values()) else ""))
 
@@ -205,11 +224,13 @@ def show(
     if output is ShowFormat.json:
         typer.echo(json.dumps(doc, indent=2))
         return
-    console.print(f"[bold]run {doc['id']}[/bold]  {doc.get('status')}  (source {doc.get('source')})")
+    status = _shown_status(doc.get("status"), stale_reason(doc, now=_now()))
+    console.print(f"[bold]run {doc['id']}[/bold]  {status}  (source {doc.get('source')})", markup=True)
     host = doc.get("host") or {}
+    pid = f", pid {host['pid']}" if host.get("pid") is not None else ""
     console.print(
         f"created {_date(doc.get('created_at'))}, finished {_date(doc.get('finished_at'))} UTC"
-        f" on {host.get('hostname', '—')} ({host.get('platform', '—')})"
+        f" on {host.get('hostname', '—')}{pid} ({host.get('platform', '—')})"
     )
     if doc.get("error"):
         console.print(f"[red]error:[/red] {doc['error']}", markup=True)
@@ -252,6 +273,43 @@ def delete(
             raise PsykError("nothing deleted", exit_code=1)
     deleted = store.delete_runs(ids)
     console.print(f"deleted {deleted} run(s) from {store.path}")
+
+
+@app.command("mark-stale")
+@_reflowed
+def mark_stale_command(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Mark without asking.")] = False,
+    silent_hours: Annotated[
+        float, typer.Option(min=0, help="A run on another machine is stale after this many hours without a heartbeat.")
+    ] = SILENT_AFTER.total_seconds() / 3600,
+) -> None:
+    """Mark running runs whose process is gone as interrupted, keeping their results.
+
+    A run on this machine is stale when its process no longer exists (killed by SIGKILL,
+    out of memory, the machine restarted); one on another machine when it has written
+    nothing for --silent-hours. Each gets status interrupted and an error saying why.
+    Asks first unless --yes.
+
+    Example: [bold]psyk mark-stale --yes[/bold]
+    """
+    store = Store(store_path(ctx))
+    silent_after = timedelta(hours=silent_hours)
+    stale = stale_runs(store, now=_now(), silent_after=silent_after)
+    if not stale:
+        console.print(f"no stale runs in {store.path}")
+        return
+    for run_id, reason in sorted(stale.items()):
+        console.print(f"{run_id}  running (stale: {reason})", highlight=False)
+    if not yes:
+        try:
+            confirmed = typer.confirm(f"Mark {len(stale)} run(s) in {store.path} as interrupted?")
+        except typer.Abort:
+            raise PsykError("no confirmation could be read: pass --yes to mark without asking") from None
+        if not confirmed:
+            raise PsykError("nothing marked", exit_code=1)
+    marked = mark_stale(store, sorted(stale), now=_now(), silent_after=silent_after)
+    console.print(f"marked {len(marked)} run(s) interrupted in {store.path}")
 
 
 @app.command()

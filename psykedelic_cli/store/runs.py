@@ -9,7 +9,6 @@ import math
 import os
 import platform
 import secrets
-import socket
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Iterable, Sequence
 
 from psykedelic_cli import __version__
 from psykedelic_cli.errors import PsykError
+from psykedelic_cli.store.liveness import process_identity
 from psykedelic_cli.store.migrations import migrate_run
 from psykedelic_cli.store.schema import (
     CONFIG_FIELDS,
@@ -57,8 +57,10 @@ def new_run_id(now: datetime | None = None) -> str:
 
 
 def host_info() -> dict:
+    """Where a run runs: the machine, and this process (:func:`.liveness.process_identity`,
+    so that a run whose process is gone can be told from a live one)."""
     return {
-        "hostname": socket.gethostname(),
+        **process_identity(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),

@@ -14,7 +14,9 @@ A run document (``SCHEMA_VERSION`` 3) is a JSON object::
       "source": "train" | "record" | "legacy",
       "created_at": "2026-11-26T01:12:34+00:00",  # ISO 8601, UTC
       "updated_at": "...", "finished_at": null | "...",
-      "host": {"hostname", "platform", "python", "cpu_count"},
+      "heartbeat_at": "...",               # optional: stamped by each write of the running process
+      "host": {"hostname", "boot_id", "pid_namespace", "pid", "process_start",
+               "platform", "python", "cpu_count"},  # the machine and the process (store/liveness.py)
       "versions": {"psykedelic", "tensorflow", "keras", "numpy", ...},
       "config": {...},                     # CONFIG_FIELDS below; unknown extra keys are kept
       "results": {...}                     # RESULT_KINDS below; each key present once computed

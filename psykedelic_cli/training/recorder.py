@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import time
+from datetime import datetime, timezone
 from typing import Callable
 
 from psykedelic_cli.store import Store
+from psykedelic_cli.store.runs import utc_now
 
 
 class PhaseTimer:
@@ -34,12 +36,23 @@ class RunRecorder:
     when the time since the last write is at least ``budget`` times what that write
     took, so a large shared store costs training at most ~1/budget of its time. The
     rest is written at once, and everything at ``finish``. ``clock`` (seconds, monotonic)
-    measures the writes; tests pass their own.
+    measures the writes; tests pass their own. Each write also stamps the run's
+    ``heartbeat_at`` with ``wall_clock()`` (an aware datetime; default: the system clock),
+    the sign of life by which a run on another machine is told from one whose process died
+    (:mod:`psykedelic_cli.store.liveness`).
     """
 
-    def __init__(self, store: Store, run_id: str, budget: float = 10.0, clock: Callable[[], float] = time.perf_counter):
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        budget: float = 10.0,
+        clock: Callable[[], float] = time.perf_counter,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ):
         self.store = store
         self.clock = clock
+        self.wall_clock = wall_clock
         self.run_id = run_id
         self.budget = budget
         self.results: dict = {}
@@ -53,7 +66,8 @@ class RunRecorder:
         now = self.clock()
         if lazy and now - self._last_write_end < self.budget * self._last_write_cost:
             return
-        self.store.update_run(self.run_id, results=self._pending)
+        moment = self.wall_clock()
+        self.store.update_run(self.run_id, results=self._pending, heartbeat_at=utc_now(moment), now=moment)
         self._pending = {}
         self._last_write_end = self.clock()
         self._last_write_cost = self._last_write_end - now

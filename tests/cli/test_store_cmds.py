@@ -69,7 +69,8 @@ def test_list_filters_and_formats(store_file):
     assert (rows[0]["mode"], rows[0]["accuracy"], rows[0]["compression_ratio"], rows[0]["compared"]) == (
         "weight", "0.93", "0.30000000000000004", "2")
     assert list(rows[0]) == ["id", "created_at", "status", "model", "dataset", "mode", "compared", "threshold",
-                             "l1_penalty", "seed", "accuracy", "compression_ratio"]
+                             "l1_penalty", "seed", "accuracy", "compression_ratio", "stale"]
+    assert rows[0]["stale"] == ""
     docs = json.loads(psyk(store_file, "list-experiments", "--status", "completed", "-f", "json").stdout)
     assert [doc["id"] for doc in docs] == ["20261126T010000-aaaaaa", "20261126T020000-bbbbbb"]
     assert docs[0]["results"]["performance"]["det"]["accuracy"] == 0.9
@@ -156,6 +157,29 @@ def test_delete_without_stdin_or_yes_refuses(store_file):
         "psyk: error: no confirmation could be read: pass --yes to delete without asking")
     assert "Traceback" not in result.stderr
     assert store_file.read_bytes() == before
+
+
+def test_mark_stale_asks_first_and_leaves_live_runs(tmp_path):
+    store = tmp_path / "psyk-store.json"
+    gone = _run("20261126T010000-aaaaaa", status="running")
+    gone["host"]["pid"] = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # no process has it
+    live = _run("20261126T020000-bbbbbb", status="running")  # this test's own process
+    Store(store).add_runs([gone, live])
+    listed = psyk(store, "list-experiments")
+    gone_line = next(line for line in listed.stdout.splitlines() if "aaaaaa" in line)
+    live_line = next(line for line in listed.stdout.splitlines() if "bbbbbb" in line)
+    assert "running (stale: process gone)" in gone_line and "stale" not in live_line
+    rows = list(csv.DictReader(io.StringIO(psyk(store, "list-experiments", "-f", "csv").stdout)))
+    assert [(row["status"], row["stale"]) for row in rows] == [("running", "process gone"), ("running", "")]
+    declined = psyk(store, "mark-stale", input="n\n")
+    assert declined.exit_code == 1 and "aaaaaa" in declined.stdout and "bbbbbb" not in declined.stdout
+    assert Store(store).get_run("20261126T01")["status"] == "running"
+    confirmed = psyk(store, "mark-stale", input="y\n")
+    assert confirmed.exit_code == 0 and "marked 1 run(s)" in confirmed.stdout
+    assert [run["status"] for run in Store(store).runs()] == ["interrupted", "running"]
+    assert psyk(store, "mark-stale").stdout.startswith("no stale runs in")
+    bad = psyk(store, "mark-stale", "--silent-hours", "-1")
+    assert bad.exit_code == 2 and bad.stderr.count("\n") == 1
 
 
 def test_merge(store_file, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import re
 import subprocess
 import sys
@@ -31,7 +32,10 @@ def test_new_run_document_shape():
     assert pinned["created_at"] == pinned["updated_at"] == "2026-03-04T03:06:07.890+00:00"
     with pytest.raises(PsykError, match="needs a time zone"):
         new_run_document({}, now=datetime(2026, 3, 4))
-    assert set(doc["host"]) == {"hostname", "platform", "python", "cpu_count"}
+    assert set(doc["host"]) == {
+        "hostname", "platform", "python", "cpu_count", "pid", "process_start", "boot_id", "pid_namespace"
+    }
+    assert doc["host"]["pid"] == os.getpid()
     assert {"psykedelic", "tensorflow", "keras", "numpy", "scipy", "scikit-learn", "matplotlib", "tinydb", "typer",
             "rich"} <= set(doc["versions"])
     assert doc["versions"]["tinydb"] and doc["versions"]["numpy"]

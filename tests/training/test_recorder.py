@@ -1,6 +1,7 @@
 """RunRecorder writes results to a real store, lazily for frequent small updates."""
 
 from psykedelic_cli.store import Store, new_run_document
+from psykedelic_cli.store.runs import utc_now
 from psykedelic_cli.training.recorder import PhaseTimer, RunRecorder
 
 
@@ -41,6 +42,22 @@ def test_eager_budget_zero_writes_every_lazy_result(tmp_path):
     for epoch in (1, 2, 3):
         recorder.put(learning_curve={"epoch": list(range(1, epoch + 1))}, lazy=True)
         assert store.get_run(run_id)["results"]["learning_curve"]["epoch"][-1] == epoch
+
+
+def test_every_write_stamps_a_heartbeat_from_the_wall_clock(tmp_path, clock):
+    store = Store(tmp_path / "store.json")
+    run_id = store.add_run(new_run_document({"model": "m"}, source="train", now=clock()))
+    ticks = iter(range(1000))
+    recorder = RunRecorder(store, run_id, budget=3.0, clock=lambda: float(next(ticks)), wall_clock=clock)
+    assert "heartbeat_at" not in store.get_run(run_id)
+    recorder.put(learning_curve={"epoch": [1]}, lazy=True)  # written
+    beat = clock.now
+    run = store.get_run(run_id)
+    assert run["heartbeat_at"] == run["updated_at"] == utc_now(beat)
+    recorder.put(learning_curve={"epoch": [1, 2]}, lazy=True)  # deferred: no write, no heartbeat
+    assert store.get_run(run_id)["heartbeat_at"] == utc_now(beat)
+    recorder.put(final={"accuracy": 0.5})
+    assert store.get_run(run_id)["heartbeat_at"] == utc_now(clock.now) != utc_now(beat)
 
 
 def test_phase_timer_accumulates_per_phase():
