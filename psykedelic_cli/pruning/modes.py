@@ -30,7 +30,13 @@ from types import MappingProxyType
 import numpy as np
 
 from psykedelic_cli.errors import PsykError
-from psykedelic_cli.pruning.statistics import SQUARE_ONLY, KernelStatistics, kernel_statistics, require_applicable
+from psykedelic_cli.pruning.statistics import (
+    SQUARE_ONLY,
+    KernelStatistics,
+    kernel_statistics,
+    require_applicable,
+    require_finite,
+)
 
 DEFAULT_THRESHOLD = 1e-4
 """t: the significance threshold of SPEC.md."""
@@ -79,6 +85,11 @@ class Mode:
     def requires_square(self) -> bool:
         """Whether the mode needs eigenvalues or a determinant (square kernels)."""
         return self.statistic in SQUARE_ONLY
+
+    def applies_to(self, kernel_shape: tuple[int, int]) -> bool:
+        """Whether the mode can prune (kh, kw) kernels: any shape, unless it needs square ones."""
+        kh, kw = kernel_shape
+        return kh == kw or not self.requires_square
 
 
 def _mode(name: str, statistic: str | None, scope: str, note: str = "") -> Mode:
@@ -265,7 +276,8 @@ def prune_mask(
     may carry precomputed statistics of ``layer_kernels(kernel)`` (shape (C_in, C_out))
     so comparing many modes computes them once; ``rng`` drives the random modes
     (default: ``numpy.random.default_rng(0)``). PsykError for an unknown mode, bad
-    parameters, eigenvalue/determinant modes on non-square kernels, non-finite weights.
+    parameters, eigenvalue/determinant modes on non-square kernels (see ``Mode.applies_to``),
+    and NaN or infinite weights, whatever the mode (the random ones too).
     """
     spec = mode if isinstance(mode, Mode) else get_mode(mode)
     validate_pruning_parameters(threshold, contribution_threshold, rate)
@@ -273,6 +285,7 @@ def prune_mask(
     alive = np.asarray(mask) != 0
     if alive.shape != kernels.shape[:2]:
         raise ValueError(f"mask shape {alive.shape} does not match the kernel's (C_in, C_out) {kernels.shape[:2]}")
+    require_finite(kernels, layer)
 
     scores = None
     if spec.statistic is not None:

@@ -293,3 +293,18 @@ def test_prune_mask_accepts_a_mode_object():
         prune_mask(MODES["det"], kernel, np.ones((4, 4)), threshold=0.5),
         prune_mask("det", kernel, np.ones((4, 4)), threshold=0.5),
     )
+
+
+@pytest.mark.parametrize("mode", SPEC_ORDER)
+@pytest.mark.parametrize("bad", [np.nan, -np.inf])
+def test_every_mode_refuses_non_finite_weights_alike(mode, bad):
+    kernel = np.random.default_rng(3).standard_normal((3, 3, 2, 2))
+    kernel[0, 2, 1, 0] = bad
+    with pytest.raises(PsykError, match=r"^layer 'stem' has NaN or infinite weights$"):
+        prune_mask(mode, kernel, np.ones((2, 2)), rate=0.0, layer="stem")
+
+
+def test_applies_to_says_which_kernel_shapes_a_mode_can_prune():
+    assert MODES["min_eig"].applies_to((3, 3)) and not MODES["min_eig"].applies_to((1, 7))
+    assert not MODES["det_sorted_neurons"].applies_to((7, 1))
+    assert all(MODES[name].applies_to((1, 7)) for name in ("weight", "spectral_norm_contrib", "random_neurons"))
