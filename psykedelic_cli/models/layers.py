@@ -14,12 +14,18 @@ PACKAGE = "psykedelic"
 
 
 def masked_kernel(kernel, mask):
-    """``kernel * mask[None, None, :, :]``: a (kh, kw, C_in, C_out) kernel with dead kernels zeroed."""
-    return ops.multiply(kernel, ops.cast(mask, kernel.dtype)[None, None, :, :])
+    """A (kh, kw, C_in, C_out) kernel with the kernels where ``mask`` (C_in, C_out) is 0 set to 0.
+
+    A selection, not ``kernel * mask``: a multiplication runs under the backend's
+    flush-to-zero (TensorFlow's on CPU) and turns subnormal weights of surviving
+    kernels into 0, whereas this returns them bit for bit.
+    """
+    alive = ops.not_equal(mask, 0)[None, None, :, :]
+    return ops.where(alive, kernel, ops.zeros_like(kernel))
 
 
 class _MaskedKernel(keras.constraints.Constraint):
-    """``kernel * mask`` after every optimizer step, then the user's own constraint.
+    """``masked_kernel(kernel, mask)`` after every optimizer step, then the user's own constraint.
 
     A dead kernel gets a zero gradient, but an optimizer with momentum (Adam, SGD with
     momentum) still moves it by its remembered velocity; re-applying the mask after
@@ -41,7 +47,7 @@ class MicroConv2D(keras.layers.Conv2D):
     """A Conv2D whose kernels can die one by one.
 
     Holds a non-trainable ``mask`` weight of shape ``(C_in / groups, C_out)`` (ones at
-    first) and convolves with ``kernel * mask[None, None, :, :]``: a dead kernel
+    first) and convolves with ``masked_kernel(kernel, mask)``: a dead kernel
     contributes exactly zero to the output and its weights get a zero gradient. The
     stored kernel weights of dead kernels are kept at exactly zero through training
     (see ``_MaskedKernel``). The config is the plain Conv2D config.

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from psykedelic_cli.models.layers import MicroConv2D, SwitchableL1
+from psykedelic_cli.models.layers import MicroConv2D, SwitchableL1, masked_kernel
 
 
 def _kill(layer, dead: list[tuple[int, int]]) -> np.ndarray:
@@ -164,3 +164,17 @@ def test_switchable_l1_factor_changes_inside_an_already_compiled_step(images):
     np.testing.assert_allclose(with_penalty - without_penalty, 0.1 * l1, rtol=1e-4)
     assert regularizer.get_config() == {"l1": 0.0}
     assert all("l1_penalty" not in w.path for w in model.weights)
+
+
+def test_masking_keeps_every_bit_of_surviving_kernels_subnormal_ones_included():
+    layer = _single_layer()
+    kernel = np.random.default_rng(6).normal(size=(3, 3, 3, 4)).astype("float32")
+    kernel[:, :, 0, 0] = np.float32(2e-39)  # a kernel of subnormal weights only
+    kernel[1, 1, 2, 3] = np.float32(-7e-41)
+    layer.kernel.assign(kernel)
+    mask = _kill(layer, [(1, 2)])
+    expected = np.where(mask[None, None] != 0, kernel, np.float32(0))
+    masked = keras.ops.convert_to_numpy(masked_kernel(layer.kernel, layer.kernel_mask))
+    constrained = keras.ops.convert_to_numpy(layer._kernel.constraint(layer.kernel))  # after each optimizer step
+    for result in (masked, constrained):
+        np.testing.assert_array_equal(result.view(np.uint32), expected.view(np.uint32))
