@@ -72,13 +72,20 @@ _REPORT_COLUMNS = (
 
 
 def _report_table(report: dict) -> Table:
+    skipped = {entry["layer"]: "×".join(map(str, entry["kernel_shape"])) for entry in report["skipped"]}
     table = Table(title=f"{report['model']}: pruned by {report['mode']}", show_footer=True)
     table.add_column("layer", footer="model", no_wrap=True)
     for header, key in _REPORT_COLUMNS:
         table.add_column(header, footer=f"{report[key]:,}", justify="right")
+    if skipped:
+        table.add_column("skipped:\nnot square")
     for row in report["layers"]:
-        table.add_row(row["layer"], *(f"{row[key]:,}" for _, key in _REPORT_COLUMNS))
+        note = [skipped.get(row["layer"], "")] if skipped else []
+        table.add_row(row["layer"], *(f"{row[key]:,}" for _, key in _REPORT_COLUMNS), *note)
     table.caption = f"compression ratio {report['compression_ratio']:.2%} · written to {report['output']}"
+    if skipped:
+        count = f"{len(skipped)} of {len(report['layers'])} layers"
+        table.caption += f" · {count} skipped ({report['mode']} needs square kernels)"
     return table
 
 
@@ -100,7 +107,12 @@ def prune(
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
 ) -> None:
-    """Kill the kernels a pruning mode marks in every Conv2D of MODEL; write the pruned model; report what is left."""
+    """Kill the kernels a pruning mode marks in every Conv2D of MODEL; write the pruned model; report what is left.
+
+    Conv2D layers are found however nested (sub-models, wrappers, custom layers) and
+    named by their path (tower_a/conv). Eigenvalue and determinant modes skip layers
+    with non-square kernels and list them as skipped ("skipped" in --json).
+    """
     _check_request(model, output, mode, threshold, contribution_threshold, rate)
     import_tensorflow()
     from psykedelic_cli.models.surgery import load_model, prune_model, save_model

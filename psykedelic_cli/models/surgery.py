@@ -1,24 +1,30 @@
 """Model-level pruning: kernel masks over every Conv2D of any Keras model.
 
 Works on our ``MicroConv2D`` (the mask is its ``mask`` weight) and on plain
-``keras.layers.Conv2D`` (a kernel is alive while its weights are not all zero), also
-inside nested Sequential/Functional sub-models. Dense, DepthwiseConv2D,
+``keras.layers.Conv2D`` (a kernel is alive while its weights are not all zero),
+however nested: in sub-models, wrappers (``TimeDistributed``) and custom layers
+holding layers. A layer is known by its path in the model (``tower_a/conv``), so
+equally named layers of two sub-models never clash. Dense, DepthwiseConv2D,
 SeparableConv2D and Conv2DTranspose are never pruned (none is a Conv2D in Keras 3).
-The per-layer decisions come from the NumPy engine, ``psykedelic_cli.pruning.modes``.
+The per-layer decisions come from the NumPy engine, ``psykedelic_cli.pruning.modes``;
+kernels are written back in NumPy, so surviving kernels keep every bit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
-from collections.abc import Iterator, Mapping
+import re
+import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from psykedelic_cli.errors import PsykError
-from psykedelic_cli.models.layers import MicroConv2D, SwitchableL1, masked_kernel
+from psykedelic_cli.models.layers import MicroConv2D, SwitchableL1
 from psykedelic_cli.pruning.modes import (
     DEFAULT_CONTRIBUTION_THRESHOLD,
     DEFAULT_RATE,
@@ -28,36 +34,64 @@ from psykedelic_cli.pruning.modes import (
     prune_mask,
     validate_pruning_parameters,
 )
-from psykedelic_cli.pruning.statistics import KernelStatistics, kernel_statistics
+from psykedelic_cli.pruning.statistics import KernelStatistics, kernel_statistics, require_finite
 
 
-def _layers_in_order(model) -> Iterator[keras.layers.Layer]:
-    """Every layer, depth first into nested models, in model order, each once."""
-    seen: set[int] = set()
+def _sublayers(layer) -> list[keras.layers.Layer]:
+    """The layers ``layer`` holds directly: a model's layers, a wrapper's layer, a composite layer's parts."""
+    if isinstance(layer, keras.Model):
+        return list(layer.layers)
+    # Keras 3 tracks every layer assigned to an attribute (TimeDistributed.layer, the parts
+    # of a custom block) but exposes them publicly only on models.
+    return list(layer._flatten_layers(include_self=False, recursive=False))
 
-    def walk(container):
-        for layer in container.layers:
+
+def layer_paths(model) -> dict[str, keras.layers.Layer]:
+    """Every layer inside ``model`` by its path, depth first in model order, each layer once.
+
+    A path is the layer's name below the containers holding it, e.g. ``conv`` at the top
+    and ``tower_a/conv`` inside the sub-model ``tower_a`` or ``td/conv`` inside a
+    ``TimeDistributed`` named ``td``; the model's own name is left out. Two layers that
+    would share a path (equally named parts of one custom layer) get ``#2``, ``#3`` … in
+    model order. A layer used in several places (shared weights) appears once, at its
+    first path.
+    """
+    paths: dict[str, keras.layers.Layer] = {}
+    seen = {id(model)}
+
+    def walk(container, prefix: str) -> None:
+        for layer in _sublayers(container):
             if id(layer) in seen:
                 continue
             seen.add(id(layer))
-            yield layer
-            if isinstance(layer, keras.Model):
-                yield from walk(layer)
+            path = base = f"{prefix}{layer.name}"
+            copies = 1
+            while path in paths:
+                copies += 1
+                path = f"{base}#{copies}"
+            paths[path] = layer
+            walk(layer, f"{path}/")
 
-    return walk(model)
+    walk(model, "")
+    return paths
 
 
-def conv_layers(model) -> list[keras.layers.Conv2D]:
-    """The model's Conv2D layers (``MicroConv2D`` included) in model order; names must be unique."""
-    layers = [layer for layer in _layers_in_order(model) if isinstance(layer, keras.layers.Conv2D)]
-    names = [layer.name for layer in layers]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise PsykError(f"model {model.name!r} has several Conv2D layers named {', '.join(duplicates)}; rename them")
-    unbuilt = [layer.name for layer in layers if not layer.built]
+def conv_layer_paths(model) -> dict[str, keras.layers.Conv2D]:
+    """``{path: layer}`` of every Conv2D (``MicroConv2D`` included) however deeply nested, in model order.
+
+    Paths are those of ``layer_paths``; every mask and per-layer result is keyed by them.
+    PsykError when one of them is not built.
+    """
+    layers = {path: layer for path, layer in layer_paths(model).items() if isinstance(layer, keras.layers.Conv2D)}
+    unbuilt = [path for path, layer in layers.items() if not layer.built]
     if unbuilt:
         raise PsykError(f"model {model.name!r} is not built (Conv2D {unbuilt[0]!r} has no weights yet)")
     return layers
+
+
+def conv_layers(model) -> list[keras.layers.Conv2D]:
+    """The model's Conv2D layers (``MicroConv2D`` included) in model order: ``conv_layer_paths`` without the paths."""
+    return list(conv_layer_paths(model).values())
 
 
 def _kernel(layer) -> np.ndarray:
@@ -70,31 +104,47 @@ def _layer_mask(layer) -> np.ndarray:
     return np.any(_kernel(layer) != 0, axis=(0, 1)).astype(np.float32)
 
 
+def _masked(kernel: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``kernel`` (kh, kw, C_in, C_out) with the dead kernels zeroed and every other bit kept.
+
+    NumPy, not a backend multiplication, which may flush subnormal weights to zero.
+    """
+    return np.where(np.asarray(mask)[None, None] != 0, kernel, np.zeros((), kernel.dtype))
+
+
+def _write_conv(layer, kernel: np.ndarray, mask: np.ndarray) -> None:
+    """Store ``kernel`` with the kernels dead in ``mask`` zeroed, and the mask itself on a ``MicroConv2D``."""
+    layer.kernel.assign(_masked(kernel, mask))
+    if isinstance(layer, MicroConv2D):
+        layer.kernel_mask.assign(np.asarray(mask, dtype=np.float32))
+
+
 def get_masks(model) -> dict[str, np.ndarray]:
-    """``{layer name: (C_in, C_out) float32 0/1}``: the mask weight, or for a plain Conv2D "kernel not all zero"."""
-    return {layer.name: _layer_mask(layer) for layer in conv_layers(model)}
+    """``{layer path: (C_in, C_out) float32 0/1}``: the mask weight, or for a plain Conv2D "kernel not all zero"."""
+    return {path: _layer_mask(layer) for path, layer in conv_layer_paths(model).items()}
 
 
 def set_masks(model, masks: Mapping[str, np.ndarray]) -> None:
-    """Apply ``masks`` (a subset of layers is fine) monotonely: alive only where old AND new are alive.
+    """Apply ``masks`` (keyed by layer path; a subset is fine) monotonely: alive where old AND new are alive.
 
     The stored kernel weights of dead kernels become exactly zero (a saved model shows
-    them) and ``MicroConv2D`` mask weights are updated.
+    them), the others keep every bit, and ``MicroConv2D`` mask weights are updated.
+    PsykError for a path that is no Conv2D or a mask of the wrong shape.
     """
-    layers = {layer.name: layer for layer in conv_layers(model)}
+    layers = conv_layer_paths(model)
     unknown = sorted(set(masks) - set(layers))
     if unknown:
-        raise PsykError(f"no Conv2D layer named {', '.join(map(repr, unknown))} in model {model.name!r}")
-    for name, mask in masks.items():
-        layer = layers[name]
+        raise PsykError(
+            f"no Conv2D layer named {', '.join(map(repr, unknown))} in model {model.name!r}; "
+            f"its Conv2D layers are named by their path, e.g. {next(iter(layers), 'none')!r}"
+        )
+    for path, mask in masks.items():
+        layer = layers[path]
         current = _layer_mask(layer)
         requested = np.asarray(mask)
         if requested.shape != current.shape:
-            raise PsykError(f"mask for layer {name!r} has shape {requested.shape}, expected {current.shape}")
-        alive = np.minimum(current, (requested != 0).astype(np.float32))
-        layer.kernel.assign(masked_kernel(layer.kernel, alive))
-        if isinstance(layer, MicroConv2D):
-            layer.kernel_mask.assign(alive)
+            raise PsykError(f"mask for layer {path!r} has shape {requested.shape}, expected {current.shape}")
+        _write_conv(layer, _kernel(layer), np.minimum(current, (requested != 0).astype(np.float32)))
 
 
 def _mask_weight_ids(layers) -> set[int]:
@@ -106,25 +156,25 @@ def _size(weight) -> int:
 
 
 def parameter_report(model, masks: Mapping[str, np.ndarray] | None = None) -> dict:
-    """Active and total parameters per Conv2D layer and for the whole model.
+    """Active and total parameters per Conv2D layer (``"layer"``: its path) and for the whole model.
 
     A layer's active parameters are all its parameters minus ``kh*kw`` per dead kernel;
     model totals count every weight (BN moving statistics included, masks excluded);
     ``compression_ratio = 1 - active/total``. ``masks`` overrides the model's own masks
     for the layers it names (to report a mask set without applying it).
     """
-    layers = conv_layers(model)
+    layers = conv_layer_paths(model)
     masks = {**get_masks(model), **(masks or {})}
-    mask_ids = _mask_weight_ids(layers)
+    mask_ids = _mask_weight_ids(layers.values())
     rows = []
-    for layer in layers:
-        mask = masks[layer.name]
+    for path, layer in layers.items():
+        mask = masks[path]
         kernel_h, kernel_w = layer.kernel.shape[:2]
         layer_params = sum(_size(w) for w in layer.weights if id(w) not in mask_ids)
         alive = int(np.count_nonzero(mask))
         rows.append(
             {
-                "layer": layer.name,
+                "layer": path,
                 "active_params": layer_params - kernel_h * kernel_w * (mask.size - alive),
                 "total_params": layer_params,
                 "alive_kernels": alive,
@@ -143,6 +193,24 @@ def parameter_report(model, masks: Mapping[str, np.ndarray] | None = None) -> di
     }
 
 
+def _kernel_shape(layer) -> tuple[int, int]:
+    return tuple(layer.kernel.shape[:2])
+
+
+def skipped_layers(model, mode: str) -> dict[str, str]:
+    """``{path: why}`` of the Conv2D layers ``mode`` cannot prune and leaves intact.
+
+    Only eigenvalue and determinant modes skip layers: those with non-square kernels
+    (InceptionV3's 1×7 and 7×1), which have no eigenvalues.
+    """
+    spec = get_mode(mode)
+    return {
+        path: f"{'×'.join(map(str, _kernel_shape(layer)))} kernels: {mode} needs square ones"
+        for path, layer in conv_layer_paths(model).items()
+        if not spec.applies_to(_kernel_shape(layer))
+    }
+
+
 def compute_masks(
     model,
     mode: str,
@@ -154,22 +222,34 @@ def compute_masks(
     rng: np.random.Generator | None = None,
     statistics: Mapping[str, KernelStatistics] | None = None,
 ) -> dict[str, np.ndarray]:
-    """The masks ``mode`` would leave on every Conv2D, starting from the current ones; nothing is applied.
+    """``{path: mask}``: the masks ``mode`` would leave on the Conv2D layers it prunes; nothing is applied.
 
+    Layers the mode cannot prune (``skipped_layers``) are left out and keep their masks.
     Random modes draw from ``rng``, else from ``numpy.random.default_rng(seed)`` with
     seed 0 when ``seed`` is None, so the same model and arguments give the same masks.
     One generator serves all layers in model order. ``statistics`` (from
     ``layer_statistics``) lets several modes share one computation on unchanged kernels.
+    PsykError for bad parameters, a model without a Conv2D or without one the mode
+    applies to, and NaN or infinite weights in any Conv2D (naming its path).
     """
     spec = get_mode(mode)
     validate_pruning_parameters(threshold, contribution_threshold, rate)
-    layers = conv_layers(model)
+    layers = conv_layer_paths(model)
     if not layers:
         raise PsykError(f"model {model.name!r} has no Conv2D layer to prune")
+    skipped = skipped_layers(model, mode)
+    for path in skipped:
+        require_finite(_kernel(layers[path]), path)  # refused like every other layer, though not pruned
+    if len(skipped) == len(layers):
+        shapes = sorted({"×".join(map(str, _kernel_shape(layer))) for layer in layers.values()})
+        raise PsykError(
+            f"{mode} needs square kernels, but no Conv2D of model {model.name!r} has them "
+            f"({', '.join(shapes)}); spectral_norm and weight modes apply to any kernel"
+        )
     if rng is None:
         rng = np.random.default_rng(0 if seed is None else seed)
     return {
-        layer.name: prune_mask(
+        path: prune_mask(
             spec,
             _kernel(layer),
             _layer_mask(layer),
@@ -177,17 +257,19 @@ def compute_masks(
             contribution_threshold=contribution_threshold,
             rate=rate,
             rng=rng,
-            stats=None if statistics is None else statistics[layer.name],
-            layer=layer.name,
+            stats=None if statistics is None else statistics[path],
+            layer=path,
         )
-        for layer in layers
+        for path, layer in layers.items()
+        if path not in skipped
     }
 
 
 def layer_statistics(model) -> dict[str, KernelStatistics]:
-    """Lazy kernel statistics of every Conv2D, keyed by layer name; valid while the kernels are unchanged."""
+    """Lazy kernel statistics of every Conv2D, keyed by layer path; valid while the kernels are unchanged."""
     return {
-        layer.name: kernel_statistics(layer_kernels(_kernel(layer)), layer=layer.name) for layer in conv_layers(model)
+        path: kernel_statistics(layer_kernels(_kernel(layer)), layer=path)
+        for path, layer in conv_layer_paths(model).items()
     }
 
 
@@ -199,66 +281,173 @@ def prune_model(
     rate: float = DEFAULT_RATE,
     seed: int | None = None,
 ) -> dict:
-    """Kill the kernels ``mode`` marks (``compute_masks`` then ``set_masks``); ``parameter_report`` plus "mode"."""
+    """Kill the kernels ``mode`` marks (``compute_masks`` then ``set_masks``).
+
+    Returns ``parameter_report`` plus ``"mode"`` and ``"skipped"``: the layers left
+    intact, ``[{"layer": path, "kernel_shape": [kh, kw], "reason": why}]`` (see
+    ``skipped_layers``).
+    """
     masks = compute_masks(
         model, mode, threshold=threshold, contribution_threshold=contribution_threshold, rate=rate, seed=seed
     )
     set_masks(model, masks)
-    return {"mode": mode, **parameter_report(model)}
+    layers = conv_layer_paths(model)
+    skipped = [
+        {"layer": path, "kernel_shape": list(_kernel_shape(layers[path])), "reason": why}
+        for path, why in skipped_layers(model, mode).items()
+    ]
+    return {"mode": mode, **parameter_report(model), "skipped": skipped}
 
 
 @contextlib.contextmanager
 def trial_masks(model):
     """Snapshot every conv kernel and mask; restore them exactly on exit (also on error)."""
-    layers = conv_layers(model)
-    kernels = [_kernel(layer).copy() for layer in layers]
-    masks = {layer.name: _layer_mask(layer) for layer in layers if isinstance(layer, MicroConv2D)}
+    layers = list(conv_layer_paths(model).values())
+    saved = [(_kernel(layer).copy(), _layer_mask(layer)) for layer in layers]
     try:
         yield model
     finally:
-        for layer, kernel in zip(layers, kernels):
+        for layer, (kernel, mask) in zip(layers, saved):
             layer.kernel.assign(kernel)
-            if layer.name in masks:
-                layer.kernel_mask.assign(masks[layer.name])
+            if isinstance(layer, MicroConv2D):
+                layer.kernel_mask.assign(mask)
 
 
-def _plain_l1(regularizer):
-    # A plain keras L1 with the current factor, so the stripped file needs nothing of ours.
-    if isinstance(regularizer, SwitchableL1):
-        return keras.regularizers.L1(regularizer.l1) if regularizer.l1 else None
-    return regularizer
+_MICRO_CONV2D = keras.saving.get_registered_name(MicroConv2D)
+_SWITCHABLE_L1 = keras.saving.get_registered_name(SwitchableL1)
 
 
-def _plain_clone(layer):
-    config = layer.get_config()
-    if isinstance(layer, keras.layers.Conv2D):
-        config["kernel_regularizer"] = _plain_l1(layer.kernel_regularizer)
-        return keras.layers.Conv2D.from_config(config)
-    return layer.__class__.from_config(config)
+def _plain_config(node):
+    """A serialized Keras config with every ``MicroConv2D`` a ``Conv2D`` and every ``SwitchableL1`` a plain L1.
+
+    The L1 keeps its current factor (none at 0). Walks the whole config, so layers
+    inside sub-models, wrappers and composite layers are rewritten too.
+    """
+    if isinstance(node, list):
+        return [_plain_config(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    registered = node.get("registered_name")
+    if registered == _SWITCHABLE_L1:
+        factor = node["config"]["l1"]
+        return {"module": "keras.regularizers", "class_name": "L1", "config": {"l1": factor}, "registered_name": None}
+    if registered == _MICRO_CONV2D:
+        node = {**node, "module": "keras.layers", "class_name": "Conv2D", "registered_name": None}
+    return {key: _plain_config(value) for key, value in node.items()}
 
 
 def strip_masks(model) -> keras.Model:
     """A plain Keras copy: every Conv2D a ``keras.layers.Conv2D`` with dead kernels zeroed, no masks.
 
-    ``SwitchableL1`` becomes ``keras.regularizers.L1`` with its current factor (none at
-    0); every other weight is copied unchanged, so predictions are identical and the
-    saved file loads with ``keras.models.load_model`` alone. The copy is not compiled.
+    Works on any model Keras can serialize (Functional, Sequential, subclassed), with
+    the convolutions nested at any depth; only a ``MicroConv2D`` that a custom layer or
+    subclassed model creates itself, outside its config, stays masked. ``SwitchableL1`` becomes
+    ``keras.regularizers.L1`` with its current factor (none at 0); every other weight,
+    and every weight of a surviving kernel, is copied bit for bit, so predictions are
+    identical and the saved file loads with ``keras.models.load_model`` alone. The copy
+    is not compiled.
     """
-    layers = conv_layers(model)
-    mask_ids = _mask_weight_ids(layers)
-    mask_of_kernel = {id(layer.kernel): layer.kernel_mask for layer in layers if isinstance(layer, MicroConv2D)}
-    plain = keras.models.clone_model(model, clone_function=_plain_clone, recursive=True)
-    values = [
-        keras.ops.convert_to_numpy(
-            masked_kernel(weight, mask_of_kernel[id(weight)]) if id(weight) in mask_of_kernel else weight
-        )
-        for weight in model.weights
-        if id(weight) not in mask_ids
-    ]
-    # Layer.weights lists each layer's own weights then its sub-layers', so the copy's
-    # order is the original's with the masks left out.
-    plain.set_weights(values)
+    config = keras.saving.serialize_keras_object(model)
+    config.pop("compile_config", None)
+    # The config is that of a model already in memory, not a file's: its Lambda layers are trusted.
+    plain = keras.saving.deserialize_keras_object(_plain_config(config), safe_mode=False)
+    # The copy has the same structure, so its layers pair with the original's in order,
+    # even those whose names Keras generates anew (parts of a custom layer).
+    originals, copies = layer_paths(model), list(layer_paths(plain).values())
+    if len(originals) != len(copies):
+        raise PsykError(f"model {model.name!r} does not survive a round trip through its Keras config")
+    _assign(_weight_plan([("", model, plain), *zip(originals, originals.values(), copies)], "the model", "its copy"))
     return plain
+
+
+def _own_weights(layer) -> list:
+    """The weights ``layer`` holds itself, not through the layers it contains."""
+    inner = {id(weight) for sublayer in _sublayers(layer) for weight in sublayer.weights}
+    return [weight for weight in layer.weights if id(weight) not in inner]
+
+
+def _weight_name(weight) -> str:
+    return weight.name.rsplit("/", 1)[-1]
+
+
+def _weight_plan(pairs, source_label: str, target_label: str) -> list[tuple[object, np.ndarray]]:
+    """``[(target weight, value)]`` copying each ``(path, source layer, target layer)``; PsykError on a mismatch.
+
+    A Conv2D copies into any Conv2D with its mask: from a ``MicroConv2D``'s mask weight
+    or from a plain Conv2D's all-zero kernels, so the target's dead kernels are zero
+    and, on a ``MicroConv2D``, masked. Nothing is assigned yet.
+    """
+    plan = []
+    for path, source, target in pairs:
+        where = f"layer {path!r}" if path else "the model"
+        both_conv = isinstance(source, keras.layers.Conv2D) and isinstance(target, keras.layers.Conv2D)
+        if not both_conv and type(source).__name__ != type(target).__name__:
+            raise PsykError(
+                f"{where} is a {type(source).__name__} in {source_label}, a {type(target).__name__} in {target_label}"
+            )
+        skip = set()
+        if both_conv:
+            skip = {id(source.kernel), id(target.kernel)} | _mask_weight_ids([source, target])
+            kernel, mask = _kernel(source), _layer_mask(source)
+            _check_shape(where, "kernel", kernel.shape, target.kernel.shape, source_label, target_label)
+            plan.append((target.kernel, _masked(kernel, mask)))
+            if isinstance(target, MicroConv2D):
+                plan.append((target.kernel_mask, mask))
+        sources = [w for w in _own_weights(source) if id(w) not in skip]
+        targets = [w for w in _own_weights(target) if id(w) not in skip]
+        if len(sources) != len(targets):  # names may differ: Keras numbers unnamed weights per process
+            raise PsykError(
+                f"{where} has the weights {', '.join(map(_weight_name, sources)) or 'none'} in {source_label}, "
+                f"{', '.join(map(_weight_name, targets)) or 'none'} in {target_label}"
+            )
+        for source_weight, target_weight in zip(sources, targets):
+            name = _weight_name(target_weight)
+            _check_shape(where, name, source_weight.shape, target_weight.shape, source_label, target_label)
+            plan.append((target_weight, keras.ops.convert_to_numpy(source_weight)))
+    return plan
+
+
+def _check_shape(where: str, name: str, source, target, source_label: str, target_label: str) -> None:
+    if tuple(source) != tuple(target):
+        raise PsykError(
+            f"{where}: {name} of shape {tuple(source)} in {source_label}, {tuple(target)} in {target_label}"
+        )
+
+
+def _assign(plan) -> None:
+    for weight, value in plan:
+        weight.assign(value)
+
+
+def _named_list(names: list[str], shown: int = 3) -> str:
+    listed = ", ".join(names[:shown])
+    return listed if len(names) <= shown else f"{listed} and {len(names) - shown} more"
+
+
+def transfer_weights(source, target, *, source_label: str = "the source", target_label: str = "the target") -> None:
+    """Copy every weight of ``source`` into the layer at the same path in ``target`` (``layer_paths``).
+
+    For warm starts: a plain pruned model (``psyk prune`` output) into our masked
+    ResNet gives masks whose dead kernels are the all-zero ones; a ``MicroConv2D``
+    passes its mask on. Only layers holding weights are matched. Nothing is written
+    unless everything matches: PsykError naming the layers missing on either side,
+    or the first layer whose type or weight shapes differ (``*_label`` name the models
+    in the messages).
+    """
+    def weighted(model):
+        return {path: layer for path, layer in layer_paths(model).items() if _own_weights(layer)}
+
+    sources, targets = weighted(source), weighted(target)
+    missing = [path for path in targets if path not in sources]
+    if missing:
+        raise PsykError(f"layers missing from {source_label}: {_named_list(missing)}")
+    extra = [path for path in sources if path not in targets]
+    if extra:
+        raise PsykError(f"layers in {source_label} but not in {target_label}: {_named_list(extra)}")
+    pairs = [(path, sources[path], layer) for path, layer in targets.items()]
+    if _own_weights(source) or _own_weights(target):
+        pairs.append(("", source, target))
+    _assign(_weight_plan(pairs, source_label, target_label))
 
 
 def set_l1_penalty(model, value: float) -> None:
@@ -280,16 +469,71 @@ def set_l1_penalty(model, value: float) -> None:
         regularizer.assign(value)
 
 
+_UNKNOWN_CLASS = re.compile(r"Could not (?:locate|deserialize) (?:class|function) '([^']+)'")
+_CONFIG_DUMP = re.compile(r"\s*(?:Full object config:|config=).*", re.DOTALL)
+_REASON_LENGTH = 160
+
+
+def _config_module(path: Path, class_name: str) -> str | None:
+    """The ``module`` the model file records for ``class_name`` (None when absent or unreadable)."""
+    def find(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == class_name:
+                return node.get("module") or ""
+            nodes = node.values()
+        elif isinstance(node, list):
+            nodes = node
+        else:
+            return None
+        return next((found for found in map(find, nodes) if found is not None), None)
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return find(json.loads(archive.read("config.json")))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def _load_failure(path: Path, exc: Exception) -> str:
+    """One short line on why Keras could not load ``path``: the unknown class and the way out, or the first reason.
+
+    Keras puts the cause of a failed deserialization deep in its message, after the
+    whole object config; the config is never repeated here.
+    """
+    chain, cause = [], exc
+    while cause is not None and len(chain) < 10:
+        chain.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    unknown = _UNKNOWN_CLASS.search("\n".join(chain))
+    if unknown:
+        name = unknown.group(1)
+        module = _config_module(path, name)
+        origin = f" from module {module}" if module else " from the script that saved it" if module == "" else ""
+        return (
+            f"cannot read Keras model {path}: it uses the custom class {name!r}{origin}, which psyk cannot import; "
+            "save the model with built-in Keras layers only, or prune it from Python with that class imported "
+            "(psykedelic_cli.pruning.prune_model)"
+        )
+    lines = _CONFIG_DUMP.sub("", chain[0]).strip().splitlines()
+    reason = lines[0] if lines else type(exc).__name__
+    if len(reason) > _REASON_LENGTH:
+        reason = reason[: _REASON_LENGTH - 1].rstrip() + "…"
+    return f"cannot read Keras model {path}: {reason}"
+
+
 def load_model(path) -> keras.Model:
-    """A ``.keras`` model file (ours or plain Keras), uncompiled; PsykError when missing or unreadable."""
+    """A ``.keras`` model file (ours or plain Keras), uncompiled.
+
+    PsykError when the file is missing or unreadable, in one short line; a custom class
+    psyk cannot import is named with what to do about it.
+    """
     path = Path(path)
     if not path.is_file():
         raise PsykError(f"model file not found: {path}")
     try:
         return keras.models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many types (ValueError, OSError, zipfile errors, …) for a bad file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PsykError(f"cannot read Keras model {path}: {reason}") from exc
+    except Exception as exc:  # Keras raises many types (ValueError, TypeError, OSError, zipfile errors, …)
+        raise PsykError(_load_failure(path, exc)) from exc
 
 
 def save_model(model, path, *, keep_masks: bool = False) -> None:

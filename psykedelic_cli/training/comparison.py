@@ -72,7 +72,9 @@ def compare_modes(
     """``{"performance": {mode: row}, "pruning_per_layer": {mode: layers}}`` with the "None" baseline.
 
     Every mode prunes a copy of the current masks; the model's kernels and masks are
-    restored exactly after each one.
+    restored exactly after each one. Per-layer rows name each Conv2D by its path in the
+    model (``tower_a/conv``), and the statistics are shared by path; a layer a mode
+    cannot prune (non-square kernels for eigenvalue modes) keeps its masks.
     """
     from psykedelic_cli.models.surgery import compute_masks, layer_statistics, parameter_report, set_masks, trial_masks
 

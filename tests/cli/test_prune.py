@@ -170,3 +170,129 @@ def test_bad_requests_fail_before_tensorflow_is_imported(tmp_path):
     assert result.returncode == 2
     assert "psyk: error: model file not found" in result.stderr
     assert not re.search(r"\|\s+(tensorflow|keras)$", result.stderr, re.MULTILINE)
+
+
+def _save(model, path) -> Path:
+    model.save(path)
+    return path
+
+
+def _kernels(model) -> dict:
+    from psykedelic_cli.models.surgery import conv_layer_paths
+
+    return {path: keras.ops.convert_to_numpy(layer.kernel) for path, layer in conv_layer_paths(model).items()}
+
+
+def test_nested_and_equally_named_conv_layers_are_pruned_by_path(tmp_path):
+    keras.utils.set_random_seed(12)
+
+    def tower(name):
+        return keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, padding="same", name="conv")],
+                                name=name)
+
+    left, right = keras.Input((8, 8, 3)), keras.Input((8, 8, 3))
+    x = keras.layers.Concatenate()([tower("tower_a")(left), tower("tower_b")(right)])
+    x = keras.layers.Reshape((1, 8, 8, 8))(x)
+    x = keras.layers.TimeDistributed(keras.layers.Conv2D(6, 3, name="conv"), name="frames")(x)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Reshape((6, 6, 6))(x))
+    model = keras.Model([left, right], keras.layers.Dense(2, name="head")(x), name="siamese")
+    statistic = {path: np.abs(kernel).mean(axis=(0, 1)) for path, kernel in _kernels(model).items()}
+    threshold = _median_threshold(statistic)
+    out = tmp_path / "pruned.keras"
+    result = _invoke("prune", _save(model, tmp_path / "siamese.keras"), "-m", "weight", "--threshold", threshold,
+                     "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [row["layer"] for row in report["layers"]] == ["tower_a/conv", "tower_b/conv", "frames/conv"]
+    written = keras.models.load_model(out)
+    for row in report["layers"]:
+        expected = (statistic[row["layer"]] >= threshold).astype(np.float32)
+        assert row["alive_kernels"] == int(expected.sum()) < expected.size
+        np.testing.assert_array_equal(get_masks(written)[row["layer"]], expected)
+
+
+@pytest.fixture
+def mixed_model(tmp_path):
+    """InceptionV3's mix in small: Conv2D ``square`` 3×3, ``wide`` 1×7, ``tall`` 7×1, saved."""
+    keras.utils.set_random_seed(13)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(4, 3, padding="same", name="square"),
+            keras.layers.Conv2D(4, (1, 7), padding="same", name="wide"),
+            keras.layers.Conv2D(4, (7, 1), padding="same", name="tall"),
+        ],
+        name="mixed",
+    )
+    return model, _save(model, tmp_path / "mixed.keras")
+
+
+def test_eigenvalue_modes_skip_non_square_layers_and_list_them(mixed_model, tmp_path):
+    model, path = mixed_model
+    out = tmp_path / "pruned.keras"
+    result = _invoke("prune", path, "-m", "min_eig_sorted_kernels", "--rate", 0.5, "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["skipped"] == [
+        {"layer": "wide", "kernel_shape": [1, 7], "reason": "1×7 kernels: min_eig_sorted_kernels needs square ones"},
+        {"layer": "tall", "kernel_shape": [7, 1], "reason": "7×1 kernels: min_eig_sorted_kernels needs square ones"},
+    ]
+    assert [row["alive_kernels"] for row in report["layers"]] == [8, 16, 16]
+    written, original = _kernels(keras.models.load_model(out)), _kernels(model)
+    for name in ("wide", "tall"):
+        np.testing.assert_array_equal(written[name].view(np.uint32), original[name].view(np.uint32))
+
+    table = _invoke("prune", path, "-m", "min_eig", "-o", tmp_path / "table.keras")
+    assert table.exit_code == 0, table.output
+    rows = {line.split()[1]: line for line in table.stdout.splitlines() if re.search(r"\b(square|wide|tall)\b", line)}
+    assert rows["wide"].split()[-2:] == ["1×7", "│"] and rows["tall"].split()[-2:] == ["7×1", "│"]
+    assert rows["square"].split()[-2:] == ["│", "│"]
+    assert "2 of 3 layers skipped (min_eig needs square kernels)" in " ".join(table.stdout.split())
+
+
+def test_a_model_without_square_kernels_is_refused_by_eigenvalue_modes(tmp_path):
+    flat = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, (1, 7), name="wide")], name="flat")
+    result = _invoke("prune", _save(flat, tmp_path / "flat.keras"), "-m", "det", "-o", tmp_path / "out.keras")
+    _assert_one_line_error(result, r"det needs square kernels, but no Conv2D of model 'flat' has them \(1×7\)")
+    assert not (tmp_path / "out.keras").exists()
+
+
+@pytest.mark.parametrize("mode", ["random_kernels", "random_neurons", "weight"])
+def test_non_finite_weights_are_refused_by_every_mode(plain_model, tmp_path, mode):
+    model = keras.models.load_model(plain_model[0])
+    kernel = keras.ops.convert_to_numpy(model.get_layer("conv_b").kernel)
+    kernel[0, 1, 2, 3] = np.nan
+    model.get_layer("conv_b").kernel.assign(kernel)
+    result = _invoke("prune", _save(model, tmp_path / "nan.keras"), "-m", mode, "-o", tmp_path / "out.keras")
+    _assert_one_line_error(result, "layer 'conv_b' has NaN or infinite weights$")
+    assert not (tmp_path / "out.keras").exists()
+
+
+def test_kernels_that_survive_are_written_bit_for_bit(plain_model, tmp_path):
+    model = keras.models.load_model(plain_model[0])
+    kernel = keras.ops.convert_to_numpy(model.get_layer("conv_b").kernel)
+    kernel[:, :, 1, 1] = np.float32(5e-40)  # subnormal weights only: alive all the same
+    kernel[2, 2] = np.float32(-3e-41)
+    model.get_layer("conv_b").kernel.assign(kernel)
+    path, out = _save(model, tmp_path / "subnormal.keras"), tmp_path / "out.keras"
+    result = _invoke("prune", path, "-m", "random_kernels", "--rate", 0, "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["alive_kernels"] == 36
+    written, original = _kernels(keras.models.load_model(out)), _kernels(keras.models.load_model(path))
+    for name, kernel in original.items():
+        np.testing.assert_array_equal(written[name].view(np.uint32), kernel.view(np.uint32))
+
+
+class Scale(keras.layers.Layer):
+    """A custom layer that psyk cannot import (never registered)."""
+
+    def call(self, x):
+        return x * 2.0
+
+
+def test_a_custom_class_psyk_cannot_import_is_one_short_line(tmp_path):
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, Scale(name="scale")(keras.layers.Conv2D(2, 3)(inputs)))
+    result = _invoke("prune", _save(model, tmp_path / "custom.keras"), "-m", "weight", "-o", tmp_path / "out.keras")
+    _assert_one_line_error(result, "custom.keras: it uses the custom class 'Scale' from module .*built-in Keras layers")
+    assert len(result.stderr.strip()) < 300 + len(str(tmp_path)) and "config" not in result.stderr

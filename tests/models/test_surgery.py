@@ -14,6 +14,7 @@ from psykedelic_cli.models.layers import MicroConv2D, SwitchableL1
 from psykedelic_cli.models.resnet import build_micro_resnet
 from psykedelic_cli.models.surgery import (
     compute_masks,
+    conv_layer_paths,
     conv_layers,
     get_masks,
     load_model,
@@ -23,8 +24,10 @@ from psykedelic_cli.models.surgery import (
     set_l1_penalty,
     set_masks,
     strip_masks,
+    transfer_weights,
     trial_masks,
 )
+from psykedelic_cli.pruning.modes import MODES
 
 
 def _kernel(model, name) -> np.ndarray:
@@ -63,8 +66,8 @@ def test_conv_layers_walks_nested_models_in_order_and_skips_other_convolutions()
     outputs = keras.layers.Dense(3, name="dense")(keras.layers.Flatten()(x))
     model = keras.Model(inputs, outputs)
     assert [layer.name for layer in conv_layers(model)] == ["outer_a", "inner_a", "inner_b", "outer_b"]
-    assert {name: mask.shape for name, mask in get_masks(model).items()} == {
-        "outer_a": (3, 4), "inner_a": (4, 4), "inner_b": (4, 4), "outer_b": (4, 2)
+    assert {path: mask.shape for path, mask in get_masks(model).items()} == {
+        "outer_a": (3, 4), "inner/inner_a": (4, 4), "inner/inner_b": (4, 4), "outer_b": (4, 2)
     }
 
 
@@ -289,3 +292,255 @@ def test_set_l1_penalty_switches_every_conv_regularizer():
     set_l1_penalty(without, 0.0)  # nothing to switch off
     with pytest.raises(PsykError, match="built without an L1 penalty"):
         set_l1_penalty(without, 1e-3)
+
+
+# Conv2D layers however nested, known by their path.
+
+
+def _bits(array) -> np.ndarray:
+    return np.asarray(array, dtype=np.float32).view(np.uint32)
+
+
+def test_conv2d_inside_wrappers_and_custom_layers_is_found_and_pruned(nested_cnn):
+    assert list(conv_layer_paths(nested_cnn)) == ["block/conv", "frames/conv"]
+    statistic = {path: _mean_abs(_kernel_at(nested_cnn, path)) for path in ("block/conv", "frames/conv")}
+    threshold = float(np.median(np.concatenate([s.ravel() for s in statistic.values()])))
+    report = prune_model(nested_cnn, "weight", threshold=threshold)
+    assert [row["layer"] for row in report["layers"]] == ["block/conv", "frames/conv"]
+    for path, values in statistic.items():
+        expected = (values >= threshold).astype(np.float32)
+        assert 0 < expected.sum() < expected.size
+        np.testing.assert_array_equal(get_masks(nested_cnn)[path], expected)
+        np.testing.assert_array_equal(_kernel_at(nested_cnn, path)[:, :, expected == 0], 0.0)
+
+
+def _kernel_at(model, path) -> np.ndarray:
+    return keras.ops.convert_to_numpy(conv_layer_paths(model)[path].kernel)
+
+
+@keras.saving.register_keras_serializable(package="psyk_tests")
+class FramesNet(keras.Model):
+    """A subclassed model: a Conv2D, then another inside a TimeDistributed."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.first = keras.layers.Conv2D(4, 3, padding="same", name="first")
+        self.frames = keras.layers.TimeDistributed(keras.layers.Conv2D(5, 3, name="conv"), name="frames")
+        self.pool = keras.layers.GlobalAveragePooling2D()
+
+    def call(self, x):
+        return self.pool(self.frames(self.first(x)[:, None])[:, 0])
+
+
+@pytest.mark.parametrize("fixture", ["nested_cnn", "subclassed"])
+def test_strip_masks_reaches_nested_masked_layers_and_subclassed_models(fixture, request, images, tmp_path):
+    if fixture == "subclassed":
+        model = FramesNet(name="frames_net")
+        model(images[..., :3])
+    else:
+        model = request.getfixturevalue(fixture)
+    prune_model(model, "random_kernels", rate=0.5, seed=2)
+    plain = strip_masks(model)
+    assert all(type(layer) is keras.layers.Conv2D for layer in conv_layers(plain))
+    assert plain.count_params() == parameter_report(model)["total_params"]
+    for path, mask in get_masks(model).items():
+        np.testing.assert_array_equal(get_masks(plain)[path], mask)
+    np.testing.assert_array_equal(plain.predict(images[..., :3], verbose=0), model.predict(images[..., :3], verbose=0))
+    save_model(model, tmp_path / "plain.keras")
+    with zipfile.ZipFile(tmp_path / "plain.keras") as archive:
+        assert "psykedelic" not in archive.read("config.json").decode()
+
+
+def test_equally_named_layers_of_two_towers_are_told_apart_by_path(siamese):
+    assert list(conv_layer_paths(siamese)) == ["tower_a/conv", "tower_b/conv"]
+    kernels = {path: _kernel_at(siamese, path) for path in ("tower_a/conv", "tower_b/conv")}
+    threshold = float(np.median(_mean_abs(kernels["tower_a/conv"])))
+    masks = compute_masks(siamese, "weight", threshold=threshold, contribution_threshold=1e-3, rate=0.2)
+    for path, kernel in kernels.items():  # each tower judged on its own kernels
+        np.testing.assert_array_equal(masks[path], (_mean_abs(kernel) >= threshold).astype(np.float32))
+    assert not np.array_equal(masks["tower_a/conv"], masks["tower_b/conv"])
+
+    with trial_masks(siamese):
+        set_masks(siamese, {"tower_b/conv": np.zeros((3, 4))})
+        assert get_masks(siamese)["tower_a/conv"].sum() == 12 and get_masks(siamese)["tower_b/conv"].sum() == 0
+        rows = {row["layer"]: row["alive_kernels"] for row in parameter_report(siamese)["layers"]}
+        assert rows == {"tower_a/conv": 12, "tower_b/conv": 0}
+    np.testing.assert_array_equal(_kernel_at(siamese, "tower_b/conv"), kernels["tower_b/conv"])
+    with pytest.raises(PsykError, match="no Conv2D layer named 'conv' .*named by their path, e.g. 'tower_a/conv'"):
+        set_masks(siamese, {"conv": np.zeros((3, 4))})
+
+
+def test_a_shared_tower_is_one_layer_and_clashing_parts_get_numbered():
+    tower = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3, name="conv")], name="tower")
+    left, right = keras.Input((8, 8, 3)), keras.Input((8, 8, 3))
+    shared = keras.Model([left, right], keras.layers.Add()([tower(left), tower(right)]))
+    assert list(conv_layer_paths(shared)) == ["tower/conv"]
+
+    class Twin(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.first = keras.layers.Conv2D(2, 3, name="conv")
+            self.second = keras.layers.Conv2D(2, 3, name="conv")
+
+        def call(self, x):
+            return self.second(self.first(x))
+
+    inputs = keras.Input((8, 8, 3))
+    twin = keras.Model(inputs, Twin(name="twin")(inputs))
+    assert list(conv_layer_paths(twin)) == ["twin/conv", "twin/conv#2"]
+    set_masks(twin, {"twin/conv#2": np.zeros((2, 2))})
+    assert [int(mask.sum()) for mask in get_masks(twin).values()] == [6, 0]
+
+
+# Non-square kernels: eigenvalue and determinant modes skip them.
+
+SQUARE_MODES = [name for name, mode in MODES.items() if mode.requires_square]
+
+
+@pytest.mark.parametrize("mode", SQUARE_MODES)
+def test_square_only_modes_prune_square_layers_and_skip_the_others(mixed_kernels, mode):
+    before = {path: _kernel_at(mixed_kernels, path) for path in ("square", "wide", "tall")}
+    report = prune_model(mixed_kernels, mode, threshold=0.5, contribution_threshold=0.3, rate=0.5)
+    assert report["skipped"] == [
+        {"layer": "wide", "kernel_shape": [1, 3], "reason": f"1×3 kernels: {mode} needs square ones"},
+        {"layer": "tall", "kernel_shape": [3, 1], "reason": f"3×1 kernels: {mode} needs square ones"},
+    ]
+    assert get_masks(mixed_kernels)["square"].sum() < 12  # pruned
+    for path in ("wide", "tall"):  # intact, bit for bit
+        np.testing.assert_array_equal(_bits(_kernel_at(mixed_kernels, path)), _bits(before[path]))
+    assert set(compute_masks(mixed_kernels, mode, threshold=0.5, contribution_threshold=0.3, rate=0.5)) == {"square"}
+
+
+def test_other_modes_prune_every_shape_and_no_square_layer_is_refused(mixed_kernels):
+    report = prune_model(mixed_kernels, "weight_sorted_kernels", rate=0.5)
+    assert report["skipped"] == [] and [row["alive_kernels"] for row in report["layers"]] == [8, 8, 8]
+    flat = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, (1, 7), name="wide")], name="flat")
+    refusal = r"min_eig needs square kernels, but no Conv2D of model 'flat' has them \(1×7\); spectral_norm"
+    with pytest.raises(PsykError, match=refusal):
+        prune_model(flat, "min_eig")
+
+
+# NaN or infinite weights: every mode refuses them alike.
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_every_mode_refuses_non_finite_weights_naming_the_layer(siamese, mode, bad):
+    kernel = _kernel_at(siamese, "tower_b/conv")
+    kernel[1, 1, 2, 3] = bad
+    conv_layer_paths(siamese)["tower_b/conv"].kernel.assign(kernel)
+    with pytest.raises(PsykError, match=r"^layer 'tower_b/conv' has NaN or infinite weights$"):
+        prune_model(siamese, mode)
+
+
+def test_non_finite_weights_in_a_skipped_layer_are_refused_too(mixed_kernels):
+    kernel = _kernel_at(mixed_kernels, "wide")
+    kernel[0, 0, 0, 0] = np.nan
+    conv_layer_paths(mixed_kernels)["wide"].kernel.assign(kernel)
+    with pytest.raises(PsykError, match="layer 'wide' has NaN or infinite weights"):
+        prune_model(mixed_kernels, "min_eig")
+
+
+# Surviving kernels keep every bit (no flush of subnormal weights).
+
+
+def _with_subnormals(model, path) -> np.ndarray:
+    """Kernel (0, 0) of ``path`` all subnormal, and a subnormal entry in every other kernel."""
+    kernel = _kernel_at(model, path)
+    kernel[:, :, 0, 0] = np.float32(3e-39)
+    kernel[0, 0] = np.float32(-1e-40)
+    assert np.abs(kernel[:, :, 0, 0]).max() < np.finfo(np.float32).tiny
+    conv_layer_paths(model)[path].kernel.assign(kernel)
+    np.testing.assert_array_equal(_bits(_kernel_at(model, path)), _bits(kernel))
+    return kernel
+
+
+@pytest.mark.parametrize("fixture", ["masked_cnn", "plain_cnn"])
+def test_pruning_keeps_surviving_kernels_bit_for_bit(fixture, request):
+    model = request.getfixturevalue(fixture)
+    kernel = _with_subnormals(model, "conv_b")
+    report = prune_model(model, "random_kernels", rate=0.0)
+    assert report["alive_kernels"] == report["total_kernels"]  # the all-subnormal kernel lives
+    np.testing.assert_array_equal(_bits(_kernel_at(model, "conv_b")), _bits(kernel))
+
+    prune_model(model, "random_kernels", rate=0.5, seed=3)
+    alive = get_masks(model)["conv_b"] != 0
+    after = _kernel_at(model, "conv_b")
+    np.testing.assert_array_equal(_bits(after[:, :, alive]), _bits(kernel[:, :, alive]))
+    np.testing.assert_array_equal(after[:, :, ~alive], 0.0)
+
+    plain = strip_masks(model)
+    np.testing.assert_array_equal(_bits(_kernel_at(plain, "conv_b")), _bits(after))
+
+
+# Weights from one model into another, layer by layer (psyk train --init).
+
+
+def test_transfer_weights_turns_a_plain_pruned_model_into_masks(pruned_resnet, images):
+    plain = strip_masks(pruned_resnet)
+    fresh = build_micro_resnet((8, 8, 3), 4, 8, seed=9)
+    transfer_weights(plain, fresh)
+    for path, mask in get_masks(pruned_resnet).items():
+        np.testing.assert_array_equal(get_masks(fresh)[path], mask)
+        assert isinstance(conv_layer_paths(fresh)[path], MicroConv2D)
+    np.testing.assert_array_equal(fresh.predict(images, verbose=0), pruned_resnet.predict(images, verbose=0))
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        (lambda: build_micro_resnet((8, 8, 3), 4, 14), "layers missing from the file: stack1_block2_1_conv, "),
+        (lambda: build_micro_resnet((8, 8, 1), 4, 8), r"layer 'stem_conv': kernel of shape \(3, 3, 3, 16\) in the "
+                                                      r"file, \(3, 3, 1, 16\) in the model"),
+        (lambda: build_micro_resnet((8, 8, 3), 7, 8), r"layer 'predictions': kernel of shape \(64, 4\) in the file"),
+    ],
+)
+def test_transfer_weights_names_what_differs_and_writes_nothing(pruned_resnet, target, message):
+    model = target()
+    before = [keras.ops.convert_to_numpy(weight) for weight in model.weights]
+    with pytest.raises(PsykError, match=message):
+        transfer_weights(pruned_resnet, model, source_label="the file", target_label="the model")
+    for weight, value in zip(model.weights, before):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), value)
+    with pytest.raises(PsykError, match="layers in the source but not in the target: stack1_block2"):
+        transfer_weights(build_micro_resnet((8, 8, 3), 4, 14), pruned_resnet)
+
+
+# Files Keras cannot read: one short line.
+
+
+class Scale(keras.layers.Layer):
+    """A custom layer psyk cannot import (never registered)."""
+
+    def call(self, x):
+        return x * 2.0
+
+
+class UnknownNet(keras.Model):
+    """A subclassed model psyk cannot import (never registered), with a long config."""
+
+    def __init__(self, notes="a long description " * 30, **kwargs):
+        super().__init__(**kwargs)
+        self.notes = notes
+        self.conv = keras.layers.Conv2D(2, 3)
+
+    def call(self, x):
+        return self.conv(x)
+
+    def get_config(self):
+        return {**super().get_config(), "notes": self.notes}
+
+
+def test_a_custom_class_psyk_cannot_import_is_named_in_one_short_line(tmp_path, images):
+    inputs = keras.Input((8, 8, 3))
+    keras.Model(inputs, Scale(name="scale")(keras.layers.Conv2D(2, 3)(inputs))).save(tmp_path / "functional.keras")
+    subclassed = UnknownNet()
+    subclassed(images[..., :3])
+    subclassed.save(tmp_path / "subclassed.keras")
+    for file, name in (("functional.keras", "Scale"), ("subclassed.keras", "UnknownNet")):
+        with pytest.raises(PsykError) as error:
+            load_model(tmp_path / file)
+        message = str(error.value)
+        assert f"uses the custom class '{name}' from module " in message, message
+        assert "built-in Keras layers" in message and "prune_model" in message
+        assert "\n" not in message and "config" not in message and len(message) < 300 + len(str(tmp_path)), message
