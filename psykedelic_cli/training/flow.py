@@ -18,12 +18,13 @@ import numpy as np
 from psykedelic_cli.errors import PsykError, run_outcome
 from psykedelic_cli.models.resnet import build_micro_resnet
 from psykedelic_cli.models.surgery import (
-    conv_layers,
+    conv_layer_paths,
     get_masks,
     load_model,
     parameter_report,
     prune_model,
     set_l1_penalty,
+    transfer_weights,
 )
 from psykedelic_cli.pruning.analysis import kernel_analysis
 from psykedelic_cli.store import Store, new_run_document
@@ -65,20 +66,32 @@ def make_optimizer(config: TrainConfig):
 
 
 def load_initial_weights(model, path: Path) -> None:
-    """Initial weights from a ``.keras`` model or a ``.weights.h5`` file of the same architecture."""
+    """Initial weights from a ``.keras`` model or a ``.weights.h5`` file of the same architecture.
+
+    A ``.keras`` file is matched layer by layer (``transfer_weights``), so a plain
+    pruned model (``psyk prune`` output, no masks) fits our masked ResNet: its all-zero
+    kernels become dead masks. PsykError naming what differs otherwise.
+    """
+    prefix = f"--init {path}: cannot use these weights for {model.name}"
+    if str(path).endswith(".keras"):
+        source = load_model(path)
+        try:
+            transfer_weights(source, model, source_label="the file", target_label="the model")
+        except PsykError as exc:
+            raise PsykError(f"{prefix}: {exc}") from exc
+        return
     try:
-        if str(path).endswith(".keras"):
-            model.set_weights(load_model(path).get_weights())
-        else:
-            model.load_weights(path)
+        model.load_weights(path)
     except (ValueError, OSError) as exc:
-        raise PsykError(f"--init {path}: cannot use these weights for {model.name}: {exc}".splitlines()[0]) from exc
+        raise PsykError(f"{prefix}: {exc}".splitlines()[0]) from exc
 
 
 def conv_kernels(model) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """``(layer name, kernel, mask)`` of every Conv2D, the input of the kernel analysis."""
+    """``(layer path, kernel, mask)`` of every Conv2D, the input of the kernel analysis."""
     masks = get_masks(model)
-    return [(layer.name, np.asarray(layer.kernel.numpy()), masks[layer.name]) for layer in conv_layers(model)]
+    return [
+        (path, keras.ops.convert_to_numpy(layer.kernel), masks[path]) for path, layer in conv_layer_paths(model).items()
+    ]
 
 
 def compare_configured_modes(model, evaluate, config, on_mode=None) -> dict:
