@@ -537,9 +537,16 @@ def load_model(path) -> keras.Model:
 
 
 def save_model(model, path, *, keep_masks: bool = False) -> None:
-    """Write ``model`` to a ``.keras`` file: plain Keras (``strip_masks``) unless ``keep_masks``."""
+    """Write ``model`` to a ``.keras`` file: plain Keras (``strip_masks``) unless ``keep_masks``.
+
+    The file is written whole or not at all (a temporary file renamed over ``path``).
+    """
+    from psykedelic_cli.outputs import replacing
+
     path = Path(path)
     if path.suffix != ".keras":
         raise PsykError(f"a model is saved as a .keras file, got {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    (model if keep_masks else strip_masks(model)).save(path)
+    saved = model if keep_masks else strip_masks(model)
+    with replacing(path) as temporary:
+        saved.save(temporary)
