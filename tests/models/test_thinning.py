@@ -1,0 +1,269 @@
+"""thin_model on pruned MicroResNets and hand-made graphs: same predictions, fewer channels, reasons for the rest."""
+
+import keras
+import numpy as np
+import pytest
+
+from psykedelic_cli.errors import PsykError
+from psykedelic_cli.models.layers import MicroConv2D
+from psykedelic_cli.models.resnet import build_micro_resnet
+from psykedelic_cli.models.surgery import prune_model
+from psykedelic_cli.models.thinning import thin_model
+
+TOLERANCE = 1e-5
+
+
+def _inputs(model, n=8, seed=0):
+    shape = tuple(model.inputs[0].shape[1:])
+    return np.random.default_rng(seed).normal(size=(n, *shape)).astype("float32")
+
+
+def _assert_same_predictions(model, thinned, seed=0):
+    x = _inputs(model, seed=seed)
+    np.testing.assert_allclose(thinned.predict(x, verbose=0), model.predict(x, verbose=0), rtol=0, atol=TOLERANCE)
+
+
+def _rows(report):
+    return {row["layer"]: row for row in report["layers"]}
+
+
+def _kill(layer, filters):
+    """Zero every kernel of the given output filters of a plain Conv2D."""
+    kernel = keras.ops.convert_to_numpy(layer.kernel).copy()
+    kernel[..., list(filters)] = 0
+    layer.kernel.assign(kernel)
+
+
+def _shift_everything(model, seed=1):
+    """Random biases and BatchNormalization statistics, so dead filters output constants other than 0."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.5, n), rng.normal(0, 0.5, n),
+                               rng.uniform(0.5, 2, n)])
+        elif isinstance(layer, keras.layers.Conv2D) and layer.use_bias:
+            layer.bias.assign(rng.normal(0, 0.5, layer.bias.shape[0]).astype("float32"))
+
+
+@pytest.mark.parametrize("depth", [8, 20])
+def test_pruned_micro_resnet_is_smaller_with_the_same_predictions(depth, tmp_path):
+    model = build_micro_resnet((8, 8, 1), 10, depth, seed=0)
+    prune_model(model, "weight_sorted_neurons", rate=0.5, seed=0)
+    thinned, report = thin_model(model)
+    _assert_same_predictions(model, thinned)
+    assert report["params_after"] < 0.6 * report["params_before"]
+    assert report["flops_after"] < 0.6 * report["flops_before"]
+    rows = _rows(report)
+    # The first conv of a block feeds only the second: its dead filters (constant 0 here) all go.
+    first = rows["stack1_block1_1_conv"]
+    assert (first["filters_before"], first["filters_after"], first["dead_filters_kept"]) == (16, 8, 0)
+    assert rows["stack1_block1_2_conv"]["channels_after"] == 8
+    # The residual stream keeps a channel that is alive in another branch of its additions.
+    stem = [entry for entry in report["kept"] if entry["layer"] == "stem_conv"]
+    assert all("alive in" in entry["reason"] and "stack1_block" in entry["reason"] for entry in stem)
+    assert sum(len(entry["filters"]) for entry in stem) == rows["stem_conv"]["dead_filters_kept"] > 0
+
+    path = tmp_path / "thin.keras"
+    thinned.save(path)
+    loaded = keras.models.load_model(path)  # nothing of psyk needed
+    assert not any(isinstance(layer, MicroConv2D) for layer in loaded.layers)
+    _assert_same_predictions(model, loaded)
+
+
+def test_constants_from_biases_and_batch_norm_stay_where_padding_would_change_them():
+    model = build_micro_resnet((8, 8, 1), 10, 8, seed=0, masked=False)
+    _shift_everything(model)
+    prune_model(model, "weight_sorted_neurons", rate=0.5, seed=0)
+    thinned, report = thin_model(model)
+    _assert_same_predictions(model, thinned)
+    rows = _rows(report)
+    # conv-BN-ReLU of a dead filter is a constant > 0 somewhere; a 3×3 'same' conv reads it: kept.
+    first = rows["stack1_block1_1_conv"]
+    assert first["dead_filters_kept"] > 0
+    reasons = [entry["reason"] for entry in report["kept"] if entry["layer"] == "stack1_block1_1_conv"]
+    assert any("zero padding of stack1_block1_2_conv" in reason for reason in reasons)
+
+
+def _vgg_like(seed=3):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((10, 10, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="conv1")(inputs)
+    x = keras.layers.BatchNormalization(name="bn1")(x)
+    x = keras.layers.ReLU(name="relu1")(x)
+    x = keras.layers.MaxPooling2D(name="pool1")(x)
+    x = keras.layers.Conv2D(8, 3, padding="valid", activation="relu", name="conv2")(x)  # 5×5 → 3×3, no padding
+    x = keras.layers.Dropout(0.5, name="drop")(x)
+    x = keras.layers.Conv2D(6, 1, padding="same", name="conv3")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(12, activation="relu", name="fc1")(x)
+    outputs = keras.layers.Dense(4, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="vgg_like")
+
+
+def test_vgg_like_chain_folds_constants_into_valid_convs_and_dense():
+    model = _vgg_like()
+    _shift_everything(model)
+    _kill(model.get_layer("conv1"), [1, 4])
+    _kill(model.get_layer("conv2"), [0, 2, 5])
+    _kill(model.get_layer("conv3"), [3])
+    thinned, report = thin_model(model)
+    _assert_same_predictions(model, thinned)
+    rows = _rows(report)
+    assert (rows["conv1"]["filters_after"], rows["conv2"]["channels_after"]) == (6, 6)
+    assert (rows["conv2"]["filters_after"], rows["conv3"]["channels_after"]) == (5, 5)
+    assert rows["conv3"]["filters_after"] == 5
+    assert rows["fc1"]["channels_before"] == 9 * 6 and rows["fc1"]["channels_after"] == 9 * 5
+    # conv1's dead filters are constants after BN and ReLU; conv2 pads nothing, so they fold into its bias.
+    assert rows["conv2"]["folded_channels"] == 2
+    assert report["kept"] == []
+    assert thinned.get_layer("bn1").gamma.shape == (6,)
+
+
+def _residual(seed=4, shortcut_padding="same"):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((8, 8, 3))
+    a = keras.layers.Conv2D(6, 3, padding="same", name="stem")(inputs)
+    b = keras.layers.Conv2D(6, 3, padding="same", name="branch")(a)
+    b = keras.layers.BatchNormalization(name="branch_bn")(b)
+    x = keras.layers.Add(name="add")([a, b])
+    x = keras.layers.Activation("relu", name="out")(x)
+    x = keras.layers.Conv2D(5, 3, padding=shortcut_padding, name="after")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="head")(x), name="residual")
+
+
+def test_addition_removes_a_channel_only_where_every_branch_is_dead():
+    model = _residual()
+    for layer in ("stem", "branch"):
+        model.get_layer(layer).bias.assign(np.zeros(6, "float32"))
+    _kill(model.get_layer("stem"), [1, 2])
+    _kill(model.get_layer("branch"), [2, 5])
+    thinned, report = thin_model(model)
+    _assert_same_predictions(model, thinned)
+    rows = _rows(report)
+    assert (rows["stem"]["filters_after"], rows["branch"]["filters_after"]) == (5, 5)  # channel 2 only
+    assert rows["after"]["channels_after"] == 5 and rows["branch"]["channels_after"] == 5
+    kept = {entry["layer"]: entry for entry in report["kept"]}
+    assert kept["stem"]["filters"] == [1] and "alive in branch" in kept["stem"]["reason"]
+    assert kept["branch"]["filters"] == [5] and "alive in stem" in kept["branch"]["reason"]
+
+
+def test_constant_sum_after_an_addition_folds_or_stays_by_padding():
+    for padding, folded in (("valid", True), ("same", False)):
+        model = _residual(shortcut_padding=padding)
+        _shift_everything(model)
+        _kill(model.get_layer("stem"), [3])
+        _kill(model.get_layer("branch"), [3])
+        # stem's dead filter is read by branch too: zero its kernels there so only the sum is read.
+        kernel = keras.ops.convert_to_numpy(model.get_layer("branch").kernel).copy()
+        kernel[:, :, 3, :] = 0
+        model.get_layer("branch").kernel.assign(kernel)
+        bias = keras.ops.convert_to_numpy(model.get_layer("stem").bias).copy()
+        bias[3] = 10.0  # the sum stays positive through the ReLU: a constant other than 0
+        model.get_layer("stem").bias.assign(bias)
+        thinned, report = thin_model(model)
+        _assert_same_predictions(model, thinned)
+        rows = _rows(report)
+        assert rows["stem"]["filters_after"] == (5 if folded else 6)
+        assert rows["after"]["folded_channels"] == (1 if folded else 0)
+        if not folded:
+            assert "zero padding of after" in report["kept"][0]["reason"]
+
+
+def test_concatenation_maps_channels_through_its_offsets():
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((8, 8, 3))
+    left = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="left", use_bias=False)(inputs)
+    right = keras.layers.Conv2D(5, 1, name="right", use_bias=False)(inputs)
+    x = keras.layers.Concatenate(name="concat")([left, right])
+    x = keras.layers.BatchNormalization(name="bn", center=False, scale=False)(x)  # mean 0: zeros stay zero
+    x = keras.layers.Conv2D(6, 3, padding="same", name="mix")(x)
+    x = keras.layers.GlobalMaxPooling2D(name="gmp")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(x), name="concat_net")
+    _kill(model.get_layer("left"), [0, 3])
+    _kill(model.get_layer("right"), [1])
+    thinned, report = thin_model(model)
+    _assert_same_predictions(model, thinned)
+    rows = _rows(report)
+    assert (rows["left"]["filters_after"], rows["right"]["filters_after"], rows["mix"]["channels_after"]) == (2, 4, 6)
+    mix = keras.ops.convert_to_numpy(thinned.get_layer("mix").kernel)
+    original = keras.ops.convert_to_numpy(model.get_layer("mix").kernel)
+    np.testing.assert_array_equal(mix, original[:, :, [1, 2, 4, 6, 7, 8]])
+
+
+def test_input_channels_nobody_reads_go_with_their_filters_unless_read_elsewhere():
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((8, 8, 3))
+    a = keras.layers.Conv2D(5, 3, padding="same", activation="relu", name="a")(inputs)
+    b = keras.layers.Conv2D(4, 3, padding="same", name="b")(a)
+    c = keras.layers.Conv2D(4, 1, name="c")(a)
+    x = keras.layers.Concatenate(name="concat")([b, c])
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x), name="fan_out")
+    for name, channels in (("b", [0, 1]), ("c", [1, 4])):
+        kernel = keras.ops.convert_to_numpy(model.get_layer(name).kernel).copy()
+        kernel[:, :, channels, :] = 0
+        model.get_layer(name).kernel.assign(kernel)
+    thinned, report = thin_model(model)
+    _assert_same_predictions(model, thinned)
+    rows = _rows(report)
+    assert rows["a"]["filters_after"] == 4  # channel 1: unread by b and by c; 0 and 4 are read by one of them
+    assert rows["b"]["channels_after"] == rows["c"]["channels_after"] == 4
+    assert rows["a"]["dead_filters"] == 0 and report["kept"] == []
+
+
+def test_layers_not_looked_through_keep_their_channels():
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv", use_bias=False)(inputs)
+    x = keras.layers.LayerNormalization(name="norm")(x)  # mixes channels
+    x = keras.layers.Conv2D(3, 3, padding="same", name="conv2")(x)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name="layer_norm")
+    _kill(model.get_layer("conv"), [2])
+    thinned, report = thin_model(model)
+    _assert_same_predictions(model, thinned)
+    assert _rows(report)["conv"]["filters_after"] == 4
+    assert report["kept"] == [
+        {"layer": "conv", "filters": [2], "reason": "it goes into norm (a LayerNormalization, not looked through)"}
+    ]
+
+
+def test_a_layer_keeps_one_channel_and_model_outputs_keep_theirs():
+    keras.utils.set_random_seed(8)
+    inputs = keras.Input((6, 6, 2))
+    x = keras.layers.Conv2D(3, 3, name="all_dead", use_bias=False)(inputs)
+    x = keras.layers.Conv2D(4, 3, name="last")(x)
+    model = keras.Model(inputs, x, name="degenerate")
+    _kill(model.get_layer("all_dead"), [0, 1, 2])
+    _kill(model.get_layer("last"), [0])
+    thinned, report = thin_model(model)
+    _assert_same_predictions(model, thinned)
+    rows = _rows(report)
+    assert rows["all_dead"]["filters_after"] == 1 and rows["last"]["filters_after"] == 4
+    reasons = {entry["layer"]: entry["reason"] for entry in report["kept"]}
+    assert reasons == {"all_dead": "a layer keeps at least one channel", "last": "a model output"}
+
+
+def test_masked_sequential_model_is_stripped_and_thinned(masked_cnn):
+    prune_model(masked_cnn, "weight_sorted_neurons", rate=0.5, seed=0)
+    sequential = keras.Sequential([keras.Input((8, 8, 3)), *masked_cnn.layers[1:]], name="seq")
+    thinned, report = thin_model(sequential)
+    _assert_same_predictions(sequential, thinned)
+    assert not any(isinstance(layer, MicroConv2D) for layer in thinned.layers)
+    assert [row["filters_after"] for row in report["layers"]] == [2, 3, 5]
+
+
+def test_subclassed_model_is_refused():
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__(name="net")
+            self.conv = keras.layers.Conv2D(2, 3)
+
+        def call(self, x):
+            return self.conv(x)
+
+    net = Net()
+    net(np.zeros((1, 8, 8, 3), "float32"))
+    with pytest.raises(PsykError, match="subclassed Net; psyk thin needs a Functional or Sequential model"):
+        thin_model(net)
