@@ -162,6 +162,7 @@ def _register() -> None:
     # The import order is the order ``psyk --help`` lists the commands in: not sorted.
     # isort: off
     from psykedelic_cli.cli import prune  # noqa: F401
+    from psykedelic_cli.cli import thin  # noqa: F401
     from psykedelic_cli.cli import store_cmds  # noqa: F401
     from psykedelic_cli.cli import train  # noqa: F401
     from psykedelic_cli.cli import report  # noqa: F401
