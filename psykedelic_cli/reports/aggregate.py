@@ -21,10 +21,12 @@ from psykedelic_cli.store.schema import CONFIG_FIELDS
 STD_NOTE = "mean ± population std (ddof=0, as the original)"
 
 _NOT_SETTINGS = (
-    "model", "depth", "dataset", "mode", "compare", "seed", "init", "distribute", "patience", "stop_after_pruning"
+    "model", "depth", "params", "dataset", "mode", "compare", "seed", "init", "distribute", "patience",
+    "stop_after_pruning",
 )
 """Config fields that never split a report: ``model`` and ``dataset`` are every report's own
-keys, ``depth`` is implied by the model, ``seed`` repeats an experiment, ``mode`` and
+keys, ``depth`` and ``params`` are implied by the model and its ``architecture`` (which does
+split: two architectures of one name are never averaged), ``seed`` repeats an experiment, ``mode`` and
 ``compare`` do not change the first-stage analysis every report reads (nor do the last
 stage's ``patience`` and ``stop_after_pruning``), ``init`` is the file behind
 ``init_mode`` (its path differs from machine to machine), and ``distribute`` spreads the

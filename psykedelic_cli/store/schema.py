@@ -27,6 +27,10 @@ run (``psyk train``, and legacy imports, which leave what the original did not r
 ``psykedelic_cli.training.config.TrainConfig`` declares them, and a test holds the two equal:
 
     model            "MicroResNet32" (thin, depth 6m+2) / "MicroResNet50" (bottleneck)
+    architecture     a fingerprint of the model's layer structure (12 hex digits,
+                     ``psykedelic_cli.models.identity``): runs with different ones are never
+                     averaged; null where unknown (legacy imports, runs of older psyk)
+    params           the model's parameter count (masks excluded), or null
     depth            int or null
     dataset          "digits" | "cifar10" | "cifar100" | "tiny-imagenet" | other
     optimizer        "adam" | "sgd" | "rmsprop" | "adagrad"
@@ -45,8 +49,9 @@ run (``psyk train``, and legacy imports, which leave what the original did not r
     distribute       "none" | "mirrored"
 
 A ``psyk record`` run trains nothing and stores only what it used (``RECORD_CONFIG_FIELDS``,
-declared by ``RecordConfig``): model (the Keras model's name), model_file, dataset, compare,
-threshold, contribution_threshold, rate, seed (of the random modes) and eval_batch_size.
+declared by ``RecordConfig``): model (the Keras model's name), architecture, params, model_file,
+dataset, compare, threshold, contribution_threshold, rate, seed (of the random modes) and
+eval_batch_size.
 
 ``results`` kinds. "Performance" of one mode is a *performance row*::
 
@@ -100,6 +105,8 @@ STATUSES = ("running", "completed", "failed", "interrupted")
 
 CONFIG_FIELDS = (
     "model",
+    "architecture",
+    "params",
     "depth",
     "dataset",
     "optimizer",
@@ -129,6 +136,8 @@ CONFIG_FIELDS = (
 
 RECORD_CONFIG_FIELDS = (
     "model",
+    "architecture",
+    "params",
     "model_file",
     "dataset",
     "compare",

@@ -238,10 +238,12 @@ class TrainConfig(_Config):
     def init_mode(self) -> str:
         return "default" if self.init is None else Path(self.init).stem
 
-    def store_config(self, model_name: str) -> dict:
-        """The run document's ``config``: the model, the loss, the init mode and every stored field
-        (keys: ``psykedelic_cli.store.schema.CONFIG_FIELDS``), plus ``extra``."""
-        return {"model": model_name, "loss": LOSS, "init_mode": self.init_mode, **self._stored(), **self.extra}
+    def store_config(self, model_name: str, identity: dict) -> dict:
+        """The run document's ``config``: the model (its name, and ``identity``: ``architecture`` and
+        ``params`` from ``psykedelic_cli.models.identity.model_identity``), the loss, the init mode and
+        every stored field (keys: ``psykedelic_cli.store.schema.CONFIG_FIELDS``), plus ``extra``."""
+        return {"model": model_name, **_identity(identity), "loss": LOSS, "init_mode": self.init_mode,
+                **self._stored(), **self.extra}
 
 
 @dataclass
@@ -261,10 +263,16 @@ class RecordConfig(_Config):
         0, "Seed of the random modes (the validation and test images never depend on it)."
     )
 
-    def store_config(self, model_name: str, model_file: Path) -> dict:
+    def store_config(self, model_name: str, model_file: Path, identity: dict) -> dict:
         """The run document's ``config`` (keys: ``psykedelic_cli.store.schema.RECORD_CONFIG_FIELDS``):
-        what ``psyk record`` used, and no training setting, since it trains nothing."""
-        return {"model": model_name, "model_file": str(model_file), **self._stored()}
+        what ``psyk record`` used (the model by name, file and ``identity``, as for ``TrainConfig``),
+        and no training setting, since it trains nothing."""
+        return {"model": model_name, **_identity(identity), "model_file": str(model_file), **self._stored()}
+
+
+def _identity(identity: dict) -> dict:
+    """A model's ``architecture`` fingerprint and parameter count, the two keys ``model_identity`` gives."""
+    return {"architecture": identity["architecture"], "params": identity["params"]}
 
 
 @functools.cache

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from psykedelic_cli.errors import PsykError, run_outcome
+from psykedelic_cli.models.identity import model_identity
 from psykedelic_cli.models.resnet import build_micro_resnet
 from psykedelic_cli.models.surgery import (
     conv_layer_paths,
@@ -230,7 +231,7 @@ def train_run(
     """
     seed_everything(config.seed)
     model = build_model(config, dataset, distribution_strategy(config.distribute))
-    run_id = store.add_run(new_run_document(config.store_config(model.name), source="train"))
+    run_id = store.add_run(new_run_document(config.store_config(model.name, model_identity(model)), source="train"))
     recorder = RunRecorder(store, run_id)
     staged = StagedRun(config, model, dataset, recorder, progress=progress, say=on_status)
     staged.say(f"run {run_id}: {model.name} on {dataset.name}, mode {config.mode}, "

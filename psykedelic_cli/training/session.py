@@ -8,6 +8,7 @@ from typing import Callable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from psykedelic_cli.errors import PsykError
 from psykedelic_cli.store import Store, new_run_document
 from psykedelic_cli.training.config import RecordConfig, TrainConfig
 
@@ -58,36 +59,97 @@ def train_all(configs: list[TrainConfig], store_file: Path, *, err_console: Cons
     return finished
 
 
+def _shapes(model, side: str) -> list[tuple]:
+    """The shapes of the model's ``inputs`` or ``outputs`` (batch dimension included)."""
+    import keras
+
+    try:
+        tensors = getattr(model, side)
+        return [tuple(tensor.shape) for tensor in keras.tree.flatten(tensors)]
+    except (AttributeError, ValueError):
+        try:
+            shape = getattr(model, f"{side[:-1]}_shape")
+        except (AttributeError, ValueError):
+            raise PsykError(
+                f"model {model.name!r} has no known {side[:-1]} shape; psyk record needs a built image classifier"
+            ) from None
+        return [tuple(shape)]
+
+
+def check_model_for_dataset(model, dataset, model_file: Path) -> None:
+    """PsykError unless ``model`` is a built, single-input image classifier of ``dataset``'s images and classes.
+
+    An input dimension of ``None`` matches any size; the output must be one score per class,
+    shape ``(batch, n_classes)``.
+    """
+    from psykedelic_cli.models.surgery import conv_layer_paths
+
+    conv_layer_paths(model)  # an unbuilt model: the one-line error psyk prune gives
+    inputs = _shapes(model, "inputs")
+    if len(inputs) != 1:
+        raise PsykError(f"psyk record needs a single-input image classifier; model {model_file} has {len(inputs)} "
+                        f"inputs ({', '.join(str(shape[1:]) for shape in inputs)})")
+    expected, images = inputs[0][1:], tuple(dataset.input_shape)
+    if len(expected) != len(images) or any(want not in (None, have) for want, have in zip(expected, images)):
+        raise PsykError(f"model {model_file} expects inputs of shape {expected} (None: any size), "
+                        f"but {dataset.name} images are {images}")
+    outputs = _shapes(model, "outputs")
+    if len(outputs) != 1:
+        raise PsykError(f"psyk record needs a classifier with one output; model {model_file} has {len(outputs)}")
+    scores, classes = outputs[0][1:], dataset.n_classes
+    if len(scores) != 1:
+        raise PsykError(f"model {model_file} outputs shape {scores} per image, but psyk record needs one score per "
+                        f"class: ({classes},) for {dataset.name}")
+    if scores[0] != classes:
+        raise PsykError(f"model {model_file} outputs {scores[0]} classes, but {dataset.name} has {classes}")
+
+
+def check_modes_apply(model, config: RecordConfig) -> None:
+    """PsykError if a compared mode cannot run on ``model`` (NaN or infinite weights, no layer the mode
+    applies to); computes each mode's masks without applying them."""
+    from psykedelic_cli.models.surgery import compute_masks, layer_statistics
+
+    statistics = layer_statistics(model)
+    for mode in config.compare:
+        compute_masks(model, mode, threshold=config.threshold, contribution_threshold=config.contribution_threshold,
+                      rate=config.rate, seed=config.seed, statistics=statistics)
+
+
 def record_model(model_file: Path, config: RecordConfig, store_file: Path, *, err_console: Console) -> dict:
-    """Kernel analysis and comparison of a trained ``.keras`` model, recorded as a completed run."""
-    from psykedelic_cli.errors import PsykError, run_outcome
+    """Kernel analysis and comparison of a trained ``.keras`` model, recorded as a completed run.
+
+    Everything that can be refused from the model and the dataset alone (an unbuilt model,
+    inputs or outputs that do not fit the dataset, NaN weights, a mode that cannot apply)
+    is refused before the store is touched, and so is the kernel analysis computed.
+    """
+    from psykedelic_cli.errors import run_outcome
+    from psykedelic_cli.models.identity import model_identity
     from psykedelic_cli.models.surgery import load_model
+    from psykedelic_cli.pruning.analysis import kernel_analysis
     from psykedelic_cli.training.comparison import Evaluator
-    from psykedelic_cli.training.flow import analyse_and_compare, seed_everything
+    from psykedelic_cli.training.flow import compare_configured_modes, conv_kernels, seed_everything
     from psykedelic_cli.training.recorder import PhaseTimer
 
     seed_everything(config.seed)
     model = load_model(model_file)
     dataset = _load(config)
-    expected = tuple(model.input_shape[1:])
-    if expected != tuple(dataset.input_shape):
-        raise PsykError(
-            f"model {model_file} expects inputs of shape {expected}, "
-            f"but {config.dataset} has {tuple(dataset.input_shape)}"
-        )
-    store = Store(store_file)
-    document = new_run_document(config.store_config(model.name, model_file), source="record")
-    run_id = store.add_run(document)
+    check_model_for_dataset(model, dataset, model_file)
+    check_modes_apply(model, config)
     timer = PhaseTimer()
+    with timer("kernel_analysis"):
+        results = kernel_analysis(conv_kernels(model), config.threshold)
+    store = Store(store_file)
+    document = new_run_document(config.store_config(model.name, model_file, model_identity(model)), source="record")
+    run_id = store.add_run(document)
     evaluate = Evaluator(dataset.x_test, dataset.y_test, batch_size=config.eval_batch_size)
     try:
-        with _progress(err_console) as progress:
+        with _progress(err_console) as progress, timer("comparison"):
             task = progress.add_task("comparing modes", total=len(config.compare), metrics="")
 
             def on_mode(mode: str) -> None:
                 progress.update(task, advance=1, metrics=mode)
 
-            results = analyse_and_compare(model, evaluate, config, timer, on_mode=on_mode)
+            results.update(compare_configured_modes(model, evaluate, config, on_mode))
         results["timings"] = timer.seconds
         store.update_run(run_id, status="completed", results=results)
     except BaseException as exc:

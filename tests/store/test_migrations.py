@@ -57,7 +57,8 @@ def test_version_2_record_runs_keep_what_record_used():
               "contribution_threshold": 1e-3, "rate": 0.2, "seed": 0, "batch_size": 256, "model_file": "m.keras",
               "steps": 2, "momentum": 0.9, "residual": True, "history_interval": 0, "note": "mine"}
     record = migrate_run({"id": "r", "schema_version": 2, "source": "record", "config": dict(config)})
-    assert record["config"] == {"model": "functional", "dataset": "digits", "compare": ["det"], "threshold": 1e-4,
+    assert record["config"] == {"model": "functional", "architecture": None, "params": None, "dataset": "digits",
+                                "compare": ["det"], "threshold": 1e-4,
                                 "contribution_threshold": 1e-3, "rate": 0.2, "seed": 0, "eval_batch_size": 256,
                                 "model_file": "m.keras", "note": "mine"}
     trained = migrate_run({"id": "t", "schema_version": 2, "source": "train", "config": dict(config)})

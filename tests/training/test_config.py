@@ -17,9 +17,10 @@ from psykedelic_cli.training.config import RecordConfig, TrainConfig, option_fie
 
 
 def test_stored_keys_are_the_schemas():
-    assert list(TrainConfig().validate().store_config("MicroResNet20")) != []
-    assert set(TrainConfig().validate().store_config("MicroResNet20")) == set(CONFIG_FIELDS)
-    assert set(RecordConfig().validate().store_config("functional", Path("m.keras"))) == set(RECORD_CONFIG_FIELDS)
+    identity = {"architecture": "0123456789ab", "params": 1000}
+    assert set(TrainConfig().validate().store_config("MicroResNet20", identity)) == set(CONFIG_FIELDS)
+    recorded = RecordConfig().validate().store_config("functional", Path("m.keras"), identity)
+    assert set(recorded) == set(RECORD_CONFIG_FIELDS)
     # record stores no training setting, and its batch size apart from the training one
     assert "batch_size" not in RECORD_CONFIG_FIELDS and "eval_batch_size" in RECORD_CONFIG_FIELDS
 
