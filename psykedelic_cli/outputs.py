@@ -38,9 +38,13 @@ def _first_non_folder(path: Path) -> Path | None:
     return None
 
 
-def _probe(folder: Path) -> None:
-    """Create and remove a file in ``folder``: the only honest test of writability
-    (permission bits say nothing to root, nor about read-only mounts or full disks)."""
+def _make_writable(folder: Path) -> None:
+    """Create ``folder`` (with its parents), or create and remove a file in it when it exists:
+    the only honest test of writability (permission bits say nothing to root, nor about
+    read-only mounts or full disks). OSError when it fails."""
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        return
     probe = folder / f".psyk-write-test-{secrets.token_hex(4)}"
     with open(probe, "xb"):
         pass
@@ -59,13 +63,10 @@ def check_output_dir(path: str | os.PathLike, option: str) -> Path:
     if blocker is not None:
         where = "is a file" if blocker == folder.absolute() else f"lies under the file {blocker}"
         raise PsykError(f"{option} {folder} {where}; give a folder")
+    doing = "write into" if folder.is_dir() else "create"
     try:
-        if folder.is_dir():
-            _probe(folder)
-        else:
-            folder.mkdir(parents=True, exist_ok=True)
+        _make_writable(folder)
     except OSError as exc:
-        doing = "write into" if folder.is_dir() else "create"
         raise PsykError(f"{option} {folder}: cannot {doing} it ({exc.strerror or exc})") from None
     return folder
 
@@ -79,14 +80,10 @@ def check_output_file(path: str | os.PathLike, option: str) -> Path:
     blocker = _first_non_folder(target.absolute().parent)
     if blocker is not None:
         raise PsykError(f"{option} {target} lies under the file {blocker}")
-    folder = target.parent
     try:
-        if folder.is_dir():
-            _probe(folder)
-        else:
-            folder.mkdir(parents=True, exist_ok=True)
+        _make_writable(target.parent)
     except OSError as exc:
-        raise PsykError(f"{option} {target}: cannot write into {folder} ({exc.strerror or exc})") from None
+        raise PsykError(f"{option} {target}: cannot write into {target.parent} ({exc.strerror or exc})") from None
     return target
 
 
