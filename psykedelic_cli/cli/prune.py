@@ -111,13 +111,14 @@ def prune(
 
     Conv2D layers are found however nested (sub-models, wrappers, custom layers) and
     named by their path (tower_a/conv). Eigenvalue and determinant modes skip layers
-    with non-square kernels and list them as skipped ("skipped" in --json).
+    with non-square kernels and list them as skipped ("skipped" in --json). A Conv2D
+    with LoRA on is pruned by its effective kernel and written with LoRA merged (off).
     """
     _check_request(model, output, mode, threshold, contribution_threshold, rate)
     import_tensorflow()
-    from psykedelic_cli.models.surgery import load_model, prune_model, save_model
+    from psykedelic_cli.models.surgery import load_model, merge_lora, prune_model, save_model
 
-    network = load_model(model)
+    network = merge_lora(load_model(model))  # the report counts what is written: LoRA merged, its factors gone
     report = prune_model(
         network, mode, threshold=threshold, contribution_threshold=contribution_threshold, rate=rate, seed=seed
     )

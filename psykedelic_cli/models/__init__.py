@@ -15,8 +15,10 @@ _EXPORTS = {
     "surgery": (
         "compute_masks",
         "conv_layers",
+        "effective_kernel",
         "get_masks",
         "load_model",
+        "merge_lora",
         "parameter_report",
         "prune_model",
         "save_model",

@@ -51,9 +51,16 @@ class MicroConv2D(keras.layers.Conv2D):
     contributes exactly zero to the output and its weights get a zero gradient. The
     stored kernel weights of dead kernels are kept at exactly zero through training
     (see ``_MaskedKernel``). The config is the plain Conv2D config.
+
+    With LoRA on, the kernel variable is frozen and the factors A and B train; no
+    constraint on them can keep A·B zero on a dead kernel alone, so ``kernel`` (the
+    effective kernel, base + scaled A·B) has the dead kernels selected out: they are
+    exactly zero in it however A and B move, and so in a saved file.
     """
 
     def build(self, input_shape):
+        # Conv2D.build enables LoRA (``lora_rank``) last and locks the layer's weights: the mask comes first.
+        lora_rank, self.lora_rank = self.lora_rank, None
         super().build(input_shape)
         self.kernel_mask = self.add_weight(
             name="mask",
@@ -63,6 +70,13 @@ class MicroConv2D(keras.layers.Conv2D):
             dtype="float32",
         )
         self._kernel.constraint = _MaskedKernel(self.kernel_mask, self.kernel_constraint)
+        if lora_rank:
+            self.enable_lora(lora_rank, lora_alpha=self.lora_alpha)
+
+    @property
+    def kernel(self):
+        kernel = super().kernel
+        return masked_kernel(kernel, self.kernel_mask) if self.lora_enabled else kernel
 
     def convolution_op(self, inputs, kernel):
         return super().convolution_op(inputs, masked_kernel(kernel, self.kernel_mask))

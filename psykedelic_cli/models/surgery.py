@@ -8,6 +8,12 @@ equally named layers of two sub-models never clash. Dense, DepthwiseConv2D,
 SeparableConv2D and Conv2DTranspose are never pruned (none is a Conv2D in Keras 3).
 The per-layer decisions come from the NumPy engine, ``psykedelic_cli.pruning.modes``;
 kernels are written back in NumPy, so surviving kernels keep every bit.
+
+A Conv2D with LoRA on (``lora_rank``, ``enable_lora``) is pruned by its effective
+kernel (``effective_kernel``): statistics, masks and the kernel analysis see what the
+layer convolves with. Writing a mask merges the factors into the kernel variable
+(``lora_kernel_b`` set to zero), so the dead kernels are zero in the effective kernel;
+a written model has LoRA off (``merge_lora``, ``strip_masks``).
 """
 
 from __future__ import annotations
@@ -94,14 +100,49 @@ def conv_layers(model) -> list[keras.layers.Conv2D]:
     return list(conv_layer_paths(model).values())
 
 
-def _kernel(layer) -> np.ndarray:
+def effective_kernel(layer) -> np.ndarray:
+    """The (kh, kw, C_in, C_out) kernel ``layer`` convolves with, as NumPy.
+
+    Its kernel variable, or with LoRA on what Keras computes from it (``layer.kernel``):
+    ``kernel + (lora_alpha / lora_rank) * lora_kernel_a @ lora_kernel_b``, A of shape
+    (kh, kw, C_in, rank) and B (rank, C_out); on a ``MicroConv2D`` with its dead kernels zero.
+    """
     return keras.ops.convert_to_numpy(layer.kernel)
+
+
+def _kernel_variable(layer):
+    # Keras 3 keeps a convolution's kernel variable in ``_kernel``; ``kernel`` is a property,
+    # a computed tensor (no ``assign``) when LoRA is on.
+    return layer._kernel
+
+
+def _kernel_weights(layer) -> list:
+    """The variables the effective kernel is computed from: the kernel and, with LoRA on, its factors."""
+    lora = [layer.lora_kernel_a, layer.lora_kernel_b] if layer.lora_enabled else []
+    return [_kernel_variable(layer), *lora]
+
+
+def _kernel_writes(layer, kernel: np.ndarray) -> list[tuple[object, np.ndarray]]:
+    """``[(variable, value)]`` making ``kernel`` the layer's effective kernel.
+
+    With LoRA on the factors are merged: ``kernel`` goes into the kernel variable and
+    ``lora_kernel_b`` becomes zero, so A·B adds nothing (LoRA stays on, as freshly
+    enabled, and the zeroed kernels are zero in what the layer convolves with).
+    """
+    writes = [(_kernel_variable(layer), kernel)]
+    if layer.lora_enabled:
+        writes.append((layer.lora_kernel_b, np.zeros(layer.lora_kernel_b.shape, dtype=np.float32)))
+    return writes
+
+
+def _has_lora(model) -> bool:
+    return any(isinstance(layer, keras.layers.Conv2D) and layer.lora_enabled for layer in layer_paths(model).values())
 
 
 def _layer_mask(layer) -> np.ndarray:
     if isinstance(layer, MicroConv2D):
         return np.array(keras.ops.convert_to_numpy(layer.kernel_mask), dtype=np.float32)
-    return np.any(_kernel(layer) != 0, axis=(0, 1)).astype(np.float32)
+    return np.any(effective_kernel(layer) != 0, axis=(0, 1)).astype(np.float32)
 
 
 def _masked(kernel: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -113,8 +154,8 @@ def _masked(kernel: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _write_conv(layer, kernel: np.ndarray, mask: np.ndarray) -> None:
-    """Store ``kernel`` with the kernels dead in ``mask`` zeroed, and the mask itself on a ``MicroConv2D``."""
-    layer.kernel.assign(_masked(kernel, mask))
+    """Store ``kernel`` with the kernels dead in ``mask`` zeroed (LoRA merged), and the mask on a ``MicroConv2D``."""
+    _assign(_kernel_writes(layer, _masked(kernel, mask)))
     if isinstance(layer, MicroConv2D):
         layer.kernel_mask.assign(np.asarray(mask, dtype=np.float32))
 
@@ -128,7 +169,8 @@ def set_masks(model, masks: Mapping[str, np.ndarray]) -> None:
     """Apply ``masks`` (keyed by layer path; a subset is fine) monotonely: alive where old AND new are alive.
 
     The stored kernel weights of dead kernels become exactly zero (a saved model shows
-    them), the others keep every bit, and ``MicroConv2D`` mask weights are updated.
+    them), the others keep every bit, and ``MicroConv2D`` mask weights are updated. A
+    layer with LoRA on gets its effective kernel, masked, as its kernel, and B = 0.
     PsykError for a path that is no Conv2D or a mask of the wrong shape.
     """
     layers = conv_layer_paths(model)
@@ -144,7 +186,7 @@ def set_masks(model, masks: Mapping[str, np.ndarray]) -> None:
         requested = np.asarray(mask)
         if requested.shape != current.shape:
             raise PsykError(f"mask for layer {path!r} has shape {requested.shape}, expected {current.shape}")
-        _write_conv(layer, _kernel(layer), np.minimum(current, (requested != 0).astype(np.float32)))
+        _write_conv(layer, effective_kernel(layer), np.minimum(current, (requested != 0).astype(np.float32)))
 
 
 def _mask_weight_ids(layers) -> set[int]:
@@ -161,7 +203,9 @@ def parameter_report(model, masks: Mapping[str, np.ndarray] | None = None) -> di
     A layer's active parameters are all its parameters minus ``kh*kw`` per dead kernel;
     model totals count every weight (BN moving statistics included, masks excluded);
     ``compression_ratio = 1 - active/total``. ``masks`` overrides the model's own masks
-    for the layers it names (to report a mask set without applying it).
+    for the layers it names (to report a mask set without applying it). LoRA factors
+    are parameters of their layer: counted in its total and active parameters, never
+    removed by a dead kernel (they serve every kernel of the layer).
     """
     layers = conv_layer_paths(model)
     masks = {**get_masks(model), **(masks or {})}
@@ -169,7 +213,7 @@ def parameter_report(model, masks: Mapping[str, np.ndarray] | None = None) -> di
     rows = []
     for path, layer in layers.items():
         mask = masks[path]
-        kernel_h, kernel_w = layer.kernel.shape[:2]
+        kernel_h, kernel_w = _kernel_shape(layer)
         layer_params = sum(_size(w) for w in layer.weights if id(w) not in mask_ids)
         alive = int(np.count_nonzero(mask))
         rows.append(
@@ -194,7 +238,7 @@ def parameter_report(model, masks: Mapping[str, np.ndarray] | None = None) -> di
 
 
 def _kernel_shape(layer) -> tuple[int, int]:
-    return tuple(layer.kernel.shape[:2])
+    return tuple(_kernel_variable(layer).shape[:2])
 
 
 def skipped_layers(model, mode: str) -> dict[str, str]:
@@ -239,7 +283,7 @@ def compute_masks(
         raise PsykError(f"model {model.name!r} has no Conv2D layer to prune")
     skipped = skipped_layers(model, mode)
     for path in skipped:
-        require_finite(_kernel(layers[path]), path)  # refused like every other layer, though not pruned
+        require_finite(effective_kernel(layers[path]), path)  # refused like every other layer, though not pruned
     if len(skipped) == len(layers):
         shapes = sorted({"×".join(map(str, _kernel_shape(layer))) for layer in layers.values()})
         raise PsykError(
@@ -251,7 +295,7 @@ def compute_masks(
     return {
         path: prune_mask(
             spec,
-            _kernel(layer),
+            effective_kernel(layer),
             _layer_mask(layer),
             threshold=threshold,
             contribution_threshold=contribution_threshold,
@@ -266,9 +310,9 @@ def compute_masks(
 
 
 def layer_statistics(model) -> dict[str, KernelStatistics]:
-    """Lazy kernel statistics of every Conv2D, keyed by layer path; valid while the kernels are unchanged."""
+    """Lazy statistics of every Conv2D's effective kernels, keyed by layer path; valid while they are unchanged."""
     return {
-        path: kernel_statistics(layer_kernels(_kernel(layer)), layer=path)
+        path: kernel_statistics(layer_kernels(effective_kernel(layer)), layer=path)
         for path, layer in conv_layer_paths(model).items()
     }
 
@@ -301,63 +345,88 @@ def prune_model(
 
 @contextlib.contextmanager
 def trial_masks(model):
-    """Snapshot every conv kernel and mask; restore them exactly on exit (also on error)."""
-    layers = list(conv_layer_paths(model).values())
-    saved = [(_kernel(layer).copy(), _layer_mask(layer)) for layer in layers]
+    """Snapshot every conv kernel, its LoRA factors and its mask; restore them exactly on exit (also on error)."""
+    layers = conv_layer_paths(model).values()
+    weights = [
+        weight
+        for layer in layers
+        for weight in [*_kernel_weights(layer), *([layer.kernel_mask] if isinstance(layer, MicroConv2D) else [])]
+    ]
+    saved = [(weight, np.array(keras.ops.convert_to_numpy(weight))) for weight in weights]
     try:
         yield model
     finally:
-        for layer, (kernel, mask) in zip(layers, saved):
-            layer.kernel.assign(kernel)
-            if isinstance(layer, MicroConv2D):
-                layer.kernel_mask.assign(mask)
+        _assign(saved)
 
 
 _MICRO_CONV2D = keras.saving.get_registered_name(MicroConv2D)
 _SWITCHABLE_L1 = keras.saving.get_registered_name(SwitchableL1)
 
 
-def _plain_config(node):
-    """A serialized Keras config with every ``MicroConv2D`` a ``Conv2D`` and every ``SwitchableL1`` a plain L1.
+def _rewritten_config(node, *, keep_masks: bool):
+    """A serialized Keras config with LoRA off on every Conv2D (``lora_rank`` and ``lora_alpha`` dropped).
 
-    The L1 keeps its current factor (none at 0). Walks the whole config, so layers
-    inside sub-models, wrappers and composite layers are rewritten too.
+    Unless ``keep_masks``, also every ``MicroConv2D`` a ``Conv2D`` and every
+    ``SwitchableL1`` a plain L1 keeping its current factor (none at 0). Walks the whole
+    config, so layers inside sub-models, wrappers and composite layers are rewritten too.
     """
     if isinstance(node, list):
-        return [_plain_config(item) for item in node]
+        return [_rewritten_config(item, keep_masks=keep_masks) for item in node]
     if not isinstance(node, dict):
         return node
     registered = node.get("registered_name")
-    if registered == _SWITCHABLE_L1:
+    if registered == _SWITCHABLE_L1 and not keep_masks:
         factor = node["config"]["l1"]
         return {"module": "keras.regularizers", "class_name": "L1", "config": {"l1": factor}, "registered_name": None}
-    if registered == _MICRO_CONV2D:
-        node = {**node, "module": "keras.layers", "class_name": "Conv2D", "registered_name": None}
-    return {key: _plain_config(value) for key, value in node.items()}
+    built_in_conv = node.get("module") == "keras.layers" and node.get("class_name") == "Conv2D"
+    if registered == _MICRO_CONV2D or built_in_conv:
+        lora = ("lora_rank", "lora_alpha")
+        node = {**node, "config": {key: value for key, value in node["config"].items() if key not in lora}}
+        if not keep_masks:
+            node = {**node, "module": "keras.layers", "class_name": "Conv2D", "registered_name": None}
+    return {key: _rewritten_config(value, keep_masks=keep_masks) for key, value in node.items()}
+
+
+def _rewritten_copy(model, *, keep_masks: bool) -> keras.Model:
+    """A copy of ``model`` built from ``_rewritten_config``, every weight copied by ``_weight_plan``."""
+    config = keras.saving.serialize_keras_object(model)
+    config.pop("compile_config", None)
+    # The config is that of a model already in memory, not a file's: its Lambda layers are trusted.
+    copy = keras.saving.deserialize_keras_object(_rewritten_config(config, keep_masks=keep_masks), safe_mode=False)
+    # The copy has the same structure, so its layers pair with the original's in order,
+    # even those whose names Keras generates anew (parts of a custom layer).
+    originals, copies = layer_paths(model), list(layer_paths(copy).values())
+    if len(originals) != len(copies):
+        raise PsykError(f"model {model.name!r} does not survive a round trip through its Keras config")
+    _assign(_weight_plan([("", model, copy), *zip(originals, originals.values(), copies)], "the model", "its copy"))
+    return copy
 
 
 def strip_masks(model) -> keras.Model:
-    """A plain Keras copy: every Conv2D a ``keras.layers.Conv2D`` with dead kernels zeroed, no masks.
+    """A plain Keras copy: every Conv2D a ``keras.layers.Conv2D`` with dead kernels zeroed, no masks, no LoRA.
 
     Works on any model Keras can serialize (Functional, Sequential, subclassed), with
     the convolutions nested at any depth; only a ``MicroConv2D`` that a custom layer or
     subclassed model creates itself, outside its config, stays masked. ``SwitchableL1`` becomes
-    ``keras.regularizers.L1`` with its current factor (none at 0); every other weight,
-    and every weight of a surviving kernel, is copied bit for bit, so predictions are
-    identical and the saved file loads with ``keras.models.load_model`` alone. The copy
-    is not compiled.
+    ``keras.regularizers.L1`` with its current factor (none at 0). A Conv2D with LoRA on
+    becomes one with LoRA off whose kernel is the effective kernel (``merge_lora``).
+    Every other weight, and every weight of a surviving kernel, is copied bit for bit,
+    so predictions are identical and the saved file loads with
+    ``keras.models.load_model`` alone. The copy is not compiled.
     """
-    config = keras.saving.serialize_keras_object(model)
-    config.pop("compile_config", None)
-    # The config is that of a model already in memory, not a file's: its Lambda layers are trusted.
-    plain = keras.saving.deserialize_keras_object(_plain_config(config), safe_mode=False)
-    # The copy has the same structure, so its layers pair with the original's in order,
-    # even those whose names Keras generates anew (parts of a custom layer).
-    originals, copies = layer_paths(model), list(layer_paths(plain).values())
-    if len(originals) != len(copies):
-        raise PsykError(f"model {model.name!r} does not survive a round trip through its Keras config")
-    _assign(_weight_plan([("", model, plain), *zip(originals, originals.values(), copies)], "the model", "its copy"))
-    return plain
+    return _rewritten_copy(model, keep_masks=False)
+
+
+def merge_lora(model) -> keras.Model:
+    """A copy of ``model`` with LoRA off on every Conv2D, each kernel the effective one; ``model`` if none has LoRA.
+
+    The factors are merged, not dropped: predictions are identical and the copy's
+    dead kernels are zero. Everything else stays, ``MicroConv2D`` masks included, so a
+    masked layer keeps its mask semantics with nothing trainable outside the mask.
+    Only a Conv2D subclass of another package keeps LoRA on (merged, B = 0), and
+    LoRA on other layers (Dense) is left as it is. The copy is not compiled.
+    """
+    return _rewritten_copy(model, keep_masks=True) if _has_lora(model) else model
 
 
 def _own_weights(layer) -> list:
@@ -375,7 +444,8 @@ def _weight_plan(pairs, source_label: str, target_label: str) -> list[tuple[obje
 
     A Conv2D copies into any Conv2D with its mask: from a ``MicroConv2D``'s mask weight
     or from a plain Conv2D's all-zero kernels, so the target's dead kernels are zero
-    and, on a ``MicroConv2D``, masked. Nothing is assigned yet.
+    and, on a ``MicroConv2D``, masked. What is copied is the effective kernel, so LoRA
+    factors are merged on either side (``_kernel_writes``). Nothing is assigned yet.
     """
     plan = []
     for path, source, target in pairs:
@@ -387,10 +457,11 @@ def _weight_plan(pairs, source_label: str, target_label: str) -> list[tuple[obje
             )
         skip = set()
         if both_conv:
-            skip = {id(source.kernel), id(target.kernel)} | _mask_weight_ids([source, target])
-            kernel, mask = _kernel(source), _layer_mask(source)
-            _check_shape(where, "kernel", kernel.shape, target.kernel.shape, source_label, target_label)
-            plan.append((target.kernel, _masked(kernel, mask)))
+            skip = {id(weight) for conv in (source, target) for weight in _kernel_weights(conv)}
+            skip |= _mask_weight_ids([source, target])
+            kernel, mask = effective_kernel(source), _layer_mask(source)
+            _check_shape(where, "kernel", kernel.shape, _kernel_variable(target).shape, source_label, target_label)
+            plan.extend(_kernel_writes(target, _masked(kernel, mask)))
             if isinstance(target, MicroConv2D):
                 plan.append((target.kernel_mask, mask))
         sources = [w for w in _own_weights(source) if id(w) not in skip]
@@ -539,7 +610,9 @@ def load_model(path) -> keras.Model:
 def save_model(model, path, *, keep_masks: bool = False) -> None:
     """Write ``model`` to a ``.keras`` file: plain Keras (``strip_masks``) unless ``keep_masks``.
 
-    The file is written whole or not at all (a temporary file renamed over ``path``).
+    Either way no Conv2D in the file has LoRA on: its factors are merged into its kernel
+    (``merge_lora``). The file is written whole or not at all (a temporary file renamed
+    over ``path``).
     """
     from psykedelic_cli.outputs import replacing
 
@@ -547,6 +620,6 @@ def save_model(model, path, *, keep_masks: bool = False) -> None:
     if path.suffix != ".keras":
         raise PsykError(f"a model is saved as a .keras file, got {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    saved = model if keep_masks else strip_masks(model)
+    saved = merge_lora(model) if keep_masks else strip_masks(model)
     with replacing(path) as temporary:
         saved.save(temporary)

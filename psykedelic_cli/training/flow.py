@@ -20,6 +20,7 @@ from psykedelic_cli.models.identity import model_identity
 from psykedelic_cli.models.resnet import build_micro_resnet
 from psykedelic_cli.models.surgery import (
     conv_layer_paths,
+    effective_kernel,
     get_masks,
     load_model,
     parameter_report,
@@ -88,11 +89,9 @@ def load_initial_weights(model, path: Path) -> None:
 
 
 def conv_kernels(model) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """``(layer path, kernel, mask)`` of every Conv2D, the input of the kernel analysis."""
+    """``(layer path, effective kernel, mask)`` of every Conv2D, the input of the kernel analysis."""
     masks = get_masks(model)
-    return [
-        (path, keras.ops.convert_to_numpy(layer.kernel), masks[path]) for path, layer in conv_layer_paths(model).items()
-    ]
+    return [(path, effective_kernel(layer), masks[path]) for path, layer in conv_layer_paths(model).items()]
 
 
 def compare_configured_modes(model, evaluate, config, on_mode=None) -> dict:

@@ -296,3 +296,48 @@ def test_a_custom_class_psyk_cannot_import_is_one_short_line(tmp_path):
     result = _invoke("prune", _save(model, tmp_path / "custom.keras"), "-m", "weight", "-o", tmp_path / "out.keras")
     _assert_one_line_error(result, "custom.keras: it uses the custom class 'Scale' from module .*built-in Keras layers")
     assert len(result.stderr.strip()) < 300 + len(str(tmp_path)) and "config" not in result.stderr
+
+
+def _lora_model(conv=keras.layers.Conv2D) -> keras.Model:
+    """8×8×1 → ``conv`` 1→4 (3×3, LoRA rank 2, alpha 4) → Flatten → Dense 3; the kernel variable is 1e-6
+    everywhere and B is set by hand, so the effective kernel is large on filters 0 and 2 only."""
+    keras.utils.set_random_seed(14)
+    inputs = keras.Input((8, 8, 1))
+    layer = conv(4, 3, lora_rank=2, lora_alpha=4, name="conv")
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(keras.layers.Flatten()(layer(inputs))), name="lora")
+    next(weight for weight in layer.weights if weight.name == "kernel").assign(np.full((3, 3, 1, 4), 1e-6, "float32"))
+    layer.lora_kernel_b.assign(np.array([[1.5, 0, -2, 0], [0.5, 0, 1, 0]], dtype="float32"))
+    return model
+
+
+def test_a_lora_model_is_pruned_by_its_effective_kernel_and_written_merged(tmp_path):
+    from psykedelic_cli.models.surgery import prune_model
+
+    model = _lora_model()
+    path, out = _save(model, tmp_path / "lora.keras"), tmp_path / "pruned.keras"
+    result = _invoke("prune", path, "-m", "weight", "--threshold", 1e-3, "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    # weight ≥ 1e-3 on the effective kernel: filters 0 and 2 live (their 1e-6 kernel variable alone would not)
+    assert [(row["alive_kernels"], row["total_params"]) for row in report["layers"]] == [(2, 40)]
+    assert report["total_params"] == 40 + 435  # LoRA merged: its 26 factor weights are not in the file
+
+    written = keras.models.load_model(out)
+    conv = written.get_layer("conv")
+    assert type(conv) is keras.layers.Conv2D and not conv.lora_enabled and "lora_rank" not in conv.get_config()
+    np.testing.assert_array_equal(get_masks(written)["conv"], [[1, 0, 1, 0]])
+    prune_model(model, "weight", threshold=1e-3)  # the same pruning in memory, LoRA on
+    np.testing.assert_array_equal(_kernels(written)["conv"], _kernels(model)["conv"])
+    images = np.random.default_rng(0).normal(size=(5, 8, 8, 1)).astype("float32")
+    np.testing.assert_array_equal(written.predict(images, verbose=0), model.predict(images, verbose=0))
+
+
+def test_keep_masks_on_a_lora_model_writes_masked_layers_with_lora_merged(tmp_path):
+    path, out = _save(_lora_model(MicroConv2D), tmp_path / "lora.keras"), tmp_path / "kept.keras"
+    result = _invoke("prune", path, "-m", "weight", "--threshold", 1e-3, "-o", out, "--keep-masks", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["layers"][0]["alive_kernels"] == 2
+    conv = keras.models.load_model(out).get_layer("conv")
+    assert type(conv) is MicroConv2D and not conv.lora_enabled
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(conv.kernel_mask), [[1, 0, 1, 0]])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(conv.kernel)[..., [1, 3]], 0.0)
