@@ -3,10 +3,11 @@
 A Keras model's name says little (``functional`` and ``sequential`` are Keras' defaults for
 every model), so runs are told apart by ``architecture``: a hash of the model's layer
 structure — input and output shapes and, for every layer in model order (nested ones
-included), its kind and the shapes of its weights. Layer names, weight values and psyk's
-kernel masks are left out, so a model keeps its fingerprint when it is trained, renamed,
-pruned, saved with or without masks (``MicroConv2D`` counts as the ``Conv2D`` it is) or
-loaded again. Reports never average runs whose fingerprints differ.
+included), its kind and the shapes of its weights. Layer names, weight values, psyk's
+kernel masks and LoRA factors are left out, so a model keeps its fingerprint when it is
+trained, renamed, pruned, saved with or without masks (``MicroConv2D`` counts as the
+``Conv2D`` it is), merged from LoRA or loaded again. Reports never average runs whose
+fingerprints differ.
 """
 
 from __future__ import annotations
@@ -39,17 +40,26 @@ def _weights(layer) -> list:
     return [w for w in layer.weights if id(w) not in masks and id(w) not in nested]
 
 
+def _lora_factors(layer) -> set[int]:
+    return {id(getattr(layer, name)) for name in ("lora_kernel_a", "lora_kernel_b")
+            if getattr(layer, name, None) is not None}
+
+
 def model_identity(model) -> dict:
     """``{"architecture": fingerprint (12 hex digits), "params": every weight counted, masks excluded}``.
 
-    The parameter count is ``parameter_report``'s ``total_params``. Needs a built model.
+    The parameter count is ``parameter_report``'s ``total_params`` (LoRA factors included,
+    though the fingerprint leaves them out). Needs a built model.
     """
     # Functional models list their InputLayer, Sequential ones do not: the input shapes say it once.
     layers = [layer for layer in layer_paths(model).values() if not isinstance(layer, keras.layers.InputLayer)]
     structure = {
         "inputs": _shapes(model.inputs) if getattr(model, "inputs", None) else None,
         "outputs": _shapes(model.outputs) if getattr(model, "outputs", None) else None,
-        "layers": [[_kind(layer), [list(w.shape) for w in _weights(layer)]] for layer in layers],
+        "layers": [
+            [_kind(layer), [list(w.shape) for w in _weights(layer) if id(w) not in _lora_factors(layer)]]
+            for layer in layers
+        ],
     }
     text = json.dumps(structure, sort_keys=True, separators=(",", ":"))
     params = sum(math.prod(w.shape) for layer in [model, *layers] for w in _weights(layer))
