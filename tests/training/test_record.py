@@ -112,3 +112,16 @@ def test_two_architectures_of_one_name_are_told_apart_and_never_averaged(tmp_pat
     assert report.exit_code == 0, report.output
     counts = sorted({record["n"] for record in json.loads(report.stdout)["records"]})
     assert counts == [1, 2]  # the two same-architecture runs together, the other apart: never n = 3
+
+
+def test_a_lora_enabled_model_is_recorded_on_its_effective_kernels(tmp_path):
+    store = tmp_path / "store.json"
+    inputs = keras.Input((8, 8, 1))
+    conv = keras.layers.Conv2D(4, 3, padding="same", lora_rank=2)
+    x = keras.layers.GlobalAveragePooling2D()(conv(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+    conv.lora_kernel_b.assign(keras.random.normal(conv.lora_kernel_b.shape, seed=1))
+    result = _record(store, _save(model, tmp_path, "lora"), "--compare", "weight", "--compare", "min_eig")
+    assert result.exit_code == 0, result.output
+    (run,) = Store(store).runs()
+    assert run["status"] == "completed" and set(run["results"]["performance"]) == {"None", "weight", "min_eig"}
