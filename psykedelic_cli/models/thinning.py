@@ -411,7 +411,7 @@ def thin_model(model) -> tuple[keras.Model, dict]:
     (up to float32 rounding of folded constants) and is not compiled; it holds only
     built-in Keras layers and loads with ``keras.models.load_model``.
 
-    The report: ``layers``, one row per Conv2D and Dense (``layer``, ``class``,
+    The report: ``layers``, one row per Conv2D and Dense it looks through (``layer``, ``class``,
     ``filters_before/after`` (output channels), ``channels_before/after`` (input channels),
     ``params_before/after``, ``flops_before/after`` (2 × multiply-accumulates per example),
     ``dead_filters``, ``dead_filters_kept``, ``folded_channels`` (removed constant input

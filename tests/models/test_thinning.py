@@ -116,6 +116,8 @@ def test_vgg_like_chain_folds_constants_into_valid_convs_and_dense():
     assert rows["fc1"]["channels_before"] == 9 * 6 and rows["fc1"]["channels_after"] == 9 * 5
     # conv1's dead filters are constants after BN and ReLU; conv2 pads nothing, so they fold into its bias.
     assert rows["conv2"]["folded_channels"] == 2
+    # conv3's dead filter outputs its bias: after Flatten it is 9 constant units fc1 folds into its bias.
+    assert rows["fc1"]["folded_channels"] == 9
     assert report["kept"] == []
     assert thinned.get_layer("bn1").gamma.shape == (6,)
 
@@ -211,6 +213,41 @@ def test_input_channels_nobody_reads_go_with_their_filters_unless_read_elsewhere
     assert rows["a"]["filters_after"] == 4  # channel 1: unread by b and by c; 0 and 4 are read by one of them
     assert rows["b"]["channels_after"] == rows["c"]["channels_after"] == 4
     assert rows["a"]["dead_filters"] == 0 and report["kept"] == []
+
+
+def test_global_pooling_then_dense_folds_a_constant_filter():
+    keras.utils.set_random_seed(9)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="tanh", name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="head")(x), name="gap_head")
+    model.get_layer("conv").bias.assign(np.array([0.5, -1.0, 2.0, 0.3], "float32"))
+    _kill(model.get_layer("conv"), [0, 2])
+    thinned, report = thin_model(model)
+    _assert_same_predictions(model, thinned)
+    rows = _rows(report)
+    assert (rows["conv"]["filters_after"], rows["head"]["channels_after"], rows["head"]["folded_channels"]) == (2, 2, 2)
+    head, original = (keras.ops.convert_to_numpy(m.get_layer("head").bias) for m in (thinned, model))
+    kernel = keras.ops.convert_to_numpy(model.get_layer("head").kernel)
+    np.testing.assert_allclose(head, original + np.tanh(0.5) * kernel[0] + np.tanh(2.0) * kernel[2], atol=1e-6)
+
+
+def test_a_shared_layer_keeps_the_channels_around_it():
+    keras.utils.set_random_seed(10)
+    inputs = keras.Input((8, 8, 3))
+    conv = keras.layers.Conv2D(4, 3, padding="same", name="conv", use_bias=False)
+    shared = keras.layers.Conv2D(4, 3, padding="same", name="shared")
+    x = shared(conv(inputs))
+    x = keras.layers.GlobalAveragePooling2D()(shared(x))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x), name="shared_net")
+    _kill(conv, [1])
+    _kill(shared, [0])
+    thinned, report = thin_model(model)
+    _assert_same_predictions(model, thinned)
+    assert [(row["layer"], row["filters_after"]) for row in report["layers"]] == [("conv", 4), ("head", 2)]
+    assert report["kept"][0] == {
+        "layer": "conv", "filters": [1], "reason": "it goes into shared (a layer used more than once)"
+    }
 
 
 def test_layers_not_looked_through_keep_their_channels():
