@@ -27,6 +27,7 @@ reported with the reason.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -110,6 +111,7 @@ class _Graph:
         self.readers: dict[str, _Reader] = {}
         self.producers: list[tuple[int, str, int]] = []  # (element, Conv2D name, filter)
         self.dead: dict[str, np.ndarray] = {}  # Conv2D name: indices of its dead filters
+        self.varied: dict[int, str] = {}  # element: the layer that turned its constant input into a varying output
         self.reshapes: set[str] = set()
         self.channelwise: set[str] = set()
         uses: dict[int, int] = {}
@@ -180,6 +182,8 @@ class _Graph:
         if len(outputs) != 1 or getattr(layer, "data_format", "channels_last") != "channels_last":
             return None
         out = outputs[0]
+        if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
+            return None  # weights that are not one plain kernel and bias
         if type(layer) is keras.layers.Conv2D and len(inputs) == 1:
             if layer.groups == 1 and _activation_name(layer) not in _CHANNEL_MIXING_ACTIVATIONS:
                 return self._conv
@@ -247,8 +251,10 @@ class _Graph:
         except Exception:  # a layer that cannot be probed leaves its outputs unknown, which is safe
             return None
         flat = result.reshape(-1, out.channels)
-        known = np.all(np.stack([~np.isnan(v) for v in values]), axis=0) if len(values) > 1 else ~np.isnan(values[0])
+        known = np.logical_and.reduce([~np.isnan(v) for v in values])
         constant = np.all(flat == flat[0], axis=0) & known
+        for channel in np.flatnonzero(known & ~constant):
+            self.varied[out.offset + channel] = layer.name
         return np.where(constant, flat[0], np.nan)
 
     def _set_constants(self, out: _Tensor, values) -> None:
@@ -296,8 +302,6 @@ class _Graph:
 
 
 def _takes_training(layer) -> bool:
-    import inspect
-
     return "training" in inspect.signature(layer.call).parameters
 
 
@@ -353,7 +357,11 @@ def _decide(graph: _Graph) -> tuple[set[int], dict[int, str]]:
         read, outcome = blocks[0]
         if outcome == "live":
             readers = _names(r.reader for r, o in blocks if o == "live")
-            outcome = f"it is alive in {_names(live_producers.get(root, ['a layer before']))} and read by {readers}"
+            if root in live_producers:
+                outcome = f"it is alive in {_names(live_producers[root])} and read by {readers}"
+            else:
+                varied = _names(graph.varied[e] for e in elements if e in graph.varied) or "a layer"
+                outcome = f"{varied} makes its constant position-dependent, and {readers} reads it"
         kept[root] = outcome
     # A tensor keeps at least one channel: a layer of width 0 is no layer.
     while True:

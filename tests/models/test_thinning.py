@@ -250,6 +250,46 @@ def test_a_shared_layer_keeps_the_channels_around_it():
     }
 
 
+def test_padding_layers_keep_only_the_constants_they_leave_constant():
+    keras.utils.set_random_seed(11)
+    inputs = keras.Input((6, 6, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.UpSampling2D(name="up")(x)
+    x = keras.layers.ZeroPadding2D(1, name="pad")(x)  # a constant other than 0 gets a border of zeros
+    x = keras.layers.Cropping2D(2, name="crop")(x)
+    x = keras.layers.Conv2D(3, 3, padding="valid", name="reader")(x)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name="padded")
+    model.get_layer("conv").bias.assign(np.array([0.0, 0.7, 0.0, 0.0], "float32"))
+    _kill(model.get_layer("conv"), [0, 1])
+    thinned, report = thin_model(model)
+    _assert_same_predictions(model, thinned)
+    rows = _rows(report)
+    assert (rows["conv"]["filters_after"], rows["reader"]["folded_channels"]) == (3, 0)  # filter 0 (zero) goes
+    assert report["kept"] == [
+        {"layer": "conv", "filters": [1], "reason": "pad makes its constant position-dependent, and reader reads it"}
+    ]
+
+
+def test_subtract_and_multiply_tie_their_branches():
+    keras.utils.set_random_seed(12)
+    inputs = keras.Input((8, 8, 3))
+    a = keras.layers.Conv2D(4, 1, name="a")(inputs)
+    b = keras.layers.Conv2D(4, 1, name="b")(inputs)
+    c = keras.layers.Conv2D(4, 1, name="c", activation="sigmoid")(inputs)
+    x = keras.layers.Multiply(name="mul")([keras.layers.Subtract(name="sub")([a, b]), c])
+    x = keras.layers.Conv2D(2, 1, name="reader")(x)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name="arith")
+    for name in ("a", "b", "c"):
+        model.get_layer(name).bias.assign(np.linspace(-1, 1, 4).astype("float32"))
+        _kill(model.get_layer(name), [1, 2] if name != "c" else [2, 3])
+    thinned, report = thin_model(model)
+    _assert_same_predictions(model, thinned)
+    rows = _rows(report)
+    # Channel 2 is dead everywhere: (b2 - b2)·sigmoid(b2) = 0 folds away; 1 and 3 are alive in a branch.
+    assert [rows[name]["filters_after"] for name in ("a", "b", "c", "reader")] == [3, 3, 3, 2]
+    assert rows["reader"]["channels_after"] == 3
+
+
 def test_layers_not_looked_through_keep_their_channels():
     keras.utils.set_random_seed(7)
     inputs = keras.Input((8, 8, 3))
