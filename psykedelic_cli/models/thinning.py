@@ -50,6 +50,7 @@ _ELEMENTWISE = (
 )
 _CHANNEL_MIXING_ACTIVATIONS = {"softmax", "log_softmax"}
 _SHOWN_NAMES = 3
+_PROBE_SIZE = 16  # the spatial size of a probe where the model leaves it open
 
 
 def _names(names) -> str:
@@ -102,7 +103,6 @@ class _Graph:
     """Elements (tensor channels), the groups they form, what each one reads and what fixes it in place."""
 
     def __init__(self, model: keras.Model):
-        self.model = model
         self.tensors: dict[int, _Tensor] = {}
         self.parent: list[int] = []
         self.const: list[float] = []  # NaN: not known to be constant
@@ -241,10 +241,10 @@ class _Graph:
         values = [np.array(self.const[t.offset:t.offset + t.channels]) for t in inputs]
         if all(np.isnan(v).all() for v in values):
             return None
-        if any(None in t.shape[1:] for t in inputs):
-            return None  # no fixed spatial size to probe with
-        arrays = [np.broadcast_to(np.nan_to_num(v, nan=0.0), (1, *t.shape[1:])).astype(node.input_tensors[i].dtype)
-                  for i, (t, v) in enumerate(zip(inputs, values))]
+        # The layers probed act alike at every size (channel by channel), so an unknown size is probed at one.
+        shapes = [tuple(_PROBE_SIZE if d is None else d for d in t.shape[1:]) for t in inputs]
+        arrays = [np.broadcast_to(np.nan_to_num(v, nan=0.0), (1, *shape)).astype(tensor.dtype)
+                  for shape, v, tensor in zip(shapes, values, node.input_tensors)]
         arguments = arrays if len(arrays) > 1 else arrays[0]
         try:
             result = _numpy(layer(arguments, training=False) if _takes_training(layer) else layer(arguments))
@@ -312,8 +312,10 @@ def _pads(layer, input_shape) -> bool:
     for axis in range(2):
         size, kernel = input_shape[1 + axis], layer.kernel_size[axis]
         stride, dilation = layer.strides[axis], layer.dilation_rate[axis]
-        if size is None:
-            return kernel > 1
+        if size is None:  # unknown until called: anything wider than 1 may pad
+            if kernel > 1:
+                return True
+            continue
         if max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0) > 0:
             return True
     return False

@@ -232,6 +232,26 @@ def test_global_pooling_then_dense_folds_a_constant_filter():
     np.testing.assert_allclose(head, original + np.tanh(0.5) * kernel[0] + np.tanh(2.0) * kernel[2], atol=1e-6)
 
 
+def test_inputs_of_any_size():
+    keras.utils.set_random_seed(13)
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.Conv2D(3, 3, padding="same", name="conv2")(x)
+    x = keras.layers.Conv2D(2, (1, 3), padding="same", name="wide")(x)  # 1×3 'same' pads along the width
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name="any_size")
+    model.get_layer("conv2").bias.assign(np.array([0.0, 0.0, 0.4], "float32"))
+    _kill(model.get_layer("conv"), [1])
+    _kill(model.get_layer("conv2"), [0, 2])
+    thinned, report = thin_model(model)
+    for size in (5, 9):
+        x = np.random.default_rng(size).normal(size=(2, size, size, 3)).astype("float32")
+        np.testing.assert_allclose(thinned.predict(x, verbose=0), model.predict(x, verbose=0), atol=TOLERANCE)
+    rows = _rows(report)
+    assert (rows["conv"]["filters_after"], rows["conv2"]["filters_after"]) == (3, 2)
+    assert "zero padding of wide" in report["kept"][0]["reason"]
+
+
 def test_a_shared_layer_keeps_the_channels_around_it():
     keras.utils.set_random_seed(10)
     inputs = keras.Input((8, 8, 3))
