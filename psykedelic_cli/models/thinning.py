@@ -3,8 +3,8 @@
 A pruned model keeps its dead kernels as zeros inside dense convolutions; ``thin_model``
 rebuilds it with fewer filters, so it is genuinely smaller and faster. The model's graph
 is read node by node. Every channel of every tensor is an *element*; layers that work
-channel by channel (BatchNormalization, activations, pooling, dropout, reshaping that
-keeps the channels), additions and concatenations tie elements into *groups* that go or
+channel by channel (BatchNormalization, activations, pooling, dropout, padding,
+DepthwiseConv2D, reshaping that keeps the channels), additions and concatenations tie elements into *groups* that go or
 stay together (an addition ties channel c of every branch and of its sum, so a channel
 leaves a residual stream only where it can leave every branch). Conv2D and Dense layers
 end a group: their output channels start new ones, their input channels are *read*.
@@ -195,6 +195,9 @@ class _Graph:
             if isinstance(layer, keras.layers.Activation) and _activation_name(layer) in _CHANNEL_MIXING_ACTIVATIONS:
                 return None
             return self._channelwise
+        elif isinstance(layer, keras.layers.DepthwiseConv2D) and layer.depth_multiplier == 1 and len(inputs) == 1:
+            if _activation_name(layer) not in _CHANNEL_MIXING_ACTIVATIONS:
+                return self._channelwise
         elif isinstance(layer, keras.layers.Reshape) and len(inputs) == 1 and inputs[0].channels == out.channels:
             if len(inputs[0].shape) >= 2 and len(out.shape) >= 2:
                 return self._reshape
@@ -393,8 +396,12 @@ def _reader_weights(reader: _Reader, kept_in: np.ndarray, kept_out: np.ndarray) 
 
 
 def _channel_weights(layer, mask: np.ndarray) -> list[np.ndarray]:
-    """The per-channel weights of a channel-wise layer (BatchNormalization's four vectors) for the kept channels."""
-    return [w[..., mask] if w.ndim and w.shape[-1] == mask.size else w for w in map(_numpy, layer.weights)]
+    """The weights of a channel-wise layer for the kept channels: BatchNormalization's four vectors,
+    a DepthwiseConv2D's kernel (kh, kw, C, 1) and bias (C,)."""
+    weights = [_numpy(w) for w in layer.weights]
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        return [weights[0][:, :, mask], *(w[mask] for w in weights[1:])]
+    return [w[..., mask] if w.ndim and w.shape[-1] == mask.size else w for w in weights]
 
 
 def _functional(model) -> keras.Model:

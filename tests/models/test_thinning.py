@@ -310,6 +310,28 @@ def test_subtract_and_multiply_tie_their_branches():
     assert rows["reader"]["channels_after"] == 3
 
 
+def test_depthwise_convolutions_are_looked_through_channel_by_channel():
+    keras.utils.set_random_seed(14)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(6, 1, name="expand")(inputs)
+    x = keras.layers.ReLU(6.0, name="relu6")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", name="depthwise")(x)
+    x = keras.layers.Conv2D(4, 1, name="project")(x)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name="mobile")
+    model.get_layer("expand").bias.assign(np.array([0, 0, 1, 0, 0, 0], "float32"))
+    model.get_layer("depthwise").bias.assign(np.linspace(-1, 1, 6).astype("float32"))
+    _kill(model.get_layer("expand"), [0, 2, 5])
+    thinned, report = thin_model(model)
+    _assert_same_predictions(model, thinned)
+    rows = _rows(report)
+    # 0 and 5: zero through the depthwise conv, then its bias, a constant the 1×1 projection folds.
+    # 2: the constant 1 meets the depthwise conv's zero padding.
+    assert (rows["expand"]["filters_after"], rows["project"]["folded_channels"]) == (4, 2)
+    assert thinned.get_layer("depthwise").kernel.shape == (3, 3, 4, 1)
+    reason = "depthwise makes its constant position-dependent, and project reads it"
+    assert report["kept"] == [{"layer": "expand", "filters": [2], "reason": reason}]
+
+
 def test_layers_not_looked_through_keep_their_channels():
     keras.utils.set_random_seed(7)
     inputs = keras.Input((8, 8, 3))
