@@ -67,6 +67,14 @@ def _report_tables(report: dict) -> list[Table]:
         for entry in report["kept"]:
             kept.add_row(entry["layer"], ", ".join(map(str, entry["filters"])), entry["reason"])
         tables.append(kept)
+    if report["untouched"]:
+        untouched = Table(title="Conv2D layers with dead filters left as they are")
+        untouched.add_column("layer", no_wrap=True)
+        untouched.add_column("dead\nfilters", justify="right")
+        untouched.add_column("why")
+        for entry in report["untouched"]:
+            untouched.add_row(entry["layer"], str(entry["dead_filters"]), entry["reason"])
+        tables.append(untouched)
     return tables
 
 

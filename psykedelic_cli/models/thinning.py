@@ -36,7 +36,7 @@ import numpy as np
 
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.models.layers import MicroConv2D
-from psykedelic_cli.models.surgery import layer_paths, strip_masks
+from psykedelic_cli.models.surgery import conv_layer_paths, layer_paths, strip_masks
 
 _CHANNELWISE_NAMES = (
     "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "ELU", "Dropout", "SpatialDropout2D",
@@ -112,6 +112,7 @@ class _Graph:
         self.producers: list[tuple[int, str, int]] = []  # (element, Conv2D name, filter)
         self.dead: dict[str, np.ndarray] = {}  # Conv2D name: indices of its dead filters
         self.varied: dict[int, str] = {}  # element: the layer that turned its constant input into a varying output
+        self.untouched: dict[str, str] = {}  # top-level layer name: why it is left as it is
         self.reshapes: set[str] = set()
         self.channelwise: set[str] = set()
         uses: dict[int, int] = {}
@@ -171,6 +172,7 @@ class _Graph:
         handler = None if shared else self._handler(layer, inputs, outputs)
         if handler is None:
             why = "a layer used more than once" if shared else f"a {type(layer).__name__}, not looked through"
+            self.untouched[layer.name] = why
             for tensor in inputs:
                 self._fix_all(tensor, f"it goes into {layer.name} ({why})")
             for tensor in outputs:
@@ -477,6 +479,20 @@ def thin_model(model) -> tuple[keras.Model, dict]:
     return thinned, _report(graph, source, thinned, masks, kept_reasons)
 
 
+def _untouched_convs(graph: _Graph, source) -> list[dict]:
+    """The Conv2D layers with dead filters that are left as they are: in layers not looked through, or shared."""
+    rows = []
+    for path, layer in conv_layer_paths(source).items():
+        top = path.split("/")[0]
+        if top not in graph.untouched:
+            continue
+        dead = int(np.count_nonzero(~np.any(_numpy(layer.kernel) != 0, axis=(0, 1, 2))))
+        if dead:
+            where = graph.untouched[top] if top == path else f"inside {top}, {graph.untouched[top]}"
+            rows.append({"layer": path, "dead_filters": dead, "reason": where})
+    return rows
+
+
 def _fold(graph: _Graph, reader: _Reader, kept: np.ndarray) -> None:
     """``reader.fold``: what the removed constant input channels added to each output, for the bias."""
     reader.fold = np.zeros(reader.kernel.shape[-1], np.float64)
@@ -522,6 +538,7 @@ def _report(graph: _Graph, source, thinned, masks, kept_reasons) -> dict:
         "model": source.name,
         "layers": rows,
         "kept": kept_rows,
+        "untouched": _untouched_convs(graph, source),
         "params_before": source.count_params(),
         "params_after": thinned.count_params(),
         "flops_before": sum(row["flops_before"] for row in rows),

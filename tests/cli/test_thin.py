@@ -42,6 +42,7 @@ def test_json_report_and_a_smaller_model_with_the_same_predictions(pruned, tmp_p
     first = next(row for row in report["layers"] if row["layer"] == "stack1_block1_1_conv")
     assert (first["filters_before"], first["filters_after"]) == (16, 8)
     assert {"layer", "filters", "reason"} == set(report["kept"][0])
+    assert report["untouched"] == []
 
     thinned = keras.models.load_model(out)
     assert thinned.count_params() == report["params_after"]
@@ -58,6 +59,23 @@ def test_tables_show_changes_and_the_kept_filters(pruned, tmp_path):
     assert "16 → 8" in result.output
     assert "fewer" in result.output and str(out) in result.output
     assert "dead filters kept" in result.output and "alive in" in result.output
+
+
+def test_convolutions_left_as_they_are_are_listed(tmp_path):
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((8, 8, 3))
+    shared = keras.layers.Conv2D(3, 3, padding="same", name="shared")
+    x = keras.layers.GlobalAveragePooling2D()(shared(shared(inputs)))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x), name="shared_net")
+    kernel = keras.ops.convert_to_numpy(shared.kernel).copy()
+    kernel[..., 0] = 0
+    shared.kernel.assign(kernel)
+    model.save(tmp_path / "shared.keras")
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["thin", str(tmp_path / "shared.keras"), "-o",
+                                                            str(tmp_path / "thin.keras")])
+    assert result.exit_code == 0, result.output
+    assert "Conv2D layers with dead filters left as they are" in result.output
+    assert "a layer used more than once" in result.output
 
 
 @pytest.mark.parametrize(

@@ -268,6 +268,18 @@ def test_a_shared_layer_keeps_the_channels_around_it():
     assert report["kept"][0] == {
         "layer": "conv", "filters": [1], "reason": "it goes into shared (a layer used more than once)"
     }
+    assert report["untouched"] == [{"layer": "shared", "dead_filters": 1, "reason": "a layer used more than once"}]
+
+
+def test_convolutions_inside_other_layers_are_left_as_they_are(nested_cnn):
+    prune_model(nested_cnn, "weight_sorted_neurons", rate=0.5, seed=0)
+    thinned, report = thin_model(nested_cnn)
+    _assert_same_predictions(nested_cnn, thinned)
+    assert report["params_after"] == report["params_before"]
+    assert report["untouched"] == [
+        {"layer": "block/conv", "dead_filters": 2, "reason": "inside block, a ConvBlock, not looked through"},
+        {"layer": "frames/conv", "dead_filters": 3, "reason": "inside frames, a TimeDistributed, not looked through"},
+    ]
 
 
 def test_padding_layers_keep_only_the_constants_they_leave_constant():
