@@ -113,8 +113,8 @@ class _Graph:
         self.dead: dict[str, np.ndarray] = {}  # Conv2D name: indices of its dead filters
         self.varied: dict[int, str] = {}  # element: the layer that turned its constant input into a varying output
         self.untouched: dict[str, str] = {}  # top-level layer name: why it is left as it is
-        self.reshapes: set[str] = set()
-        self.channelwise: set[str] = set()
+        self.reshapes: dict[str, int] = {}  # Reshape name: id of its output tensor
+        self.channelwise: dict[str, int] = {}  # name of a channel-wise layer with weights: id of its input tensor
         uses: dict[int, int] = {}
         nodes = [node for depth in sorted(model._nodes_by_depth, reverse=True) for node in model._nodes_by_depth[depth]]
         for node in nodes:
@@ -273,14 +273,14 @@ class _Graph:
             self._union(source.offset + channel, target.offset + channel)
         self._set_constants(target, self._probe(layer, node, inputs, target))
         if layer.weights:
-            self.channelwise.add(layer.name)
+            self.channelwise[layer.name] = id(node.input_tensors[0])
 
     def _reshape(self, node, layer, inputs, outputs):
         source, target = inputs[0], outputs[0]
         for channel in range(source.channels):
             self._union(source.offset + channel, target.offset + channel)
             self.const[target.offset + channel] = self.const[source.offset + channel]
-        self.reshapes.add(layer.name)
+        self.reshapes[layer.name] = id(node.output_tensors[0])
 
     def _elementwise(self, node, layer, inputs, outputs):
         target = outputs[0]
@@ -435,7 +435,9 @@ def thin_model(model) -> tuple[keras.Model, dict]:
     ``params_before/after``, ``flops_before/after`` (2 × multiply-accumulates per example),
     ``dead_filters``, ``dead_filters_kept``, ``folded_channels`` (removed constant input
     channels folded into the bias)); ``kept``: ``[{"layer", "filters", "reason"}]``, the dead
-    filters that stay and why; and model totals ``params_before/after`` (every weight,
+    filters that stay and why; ``untouched``: ``[{"layer", "dead_filters", "reason"}]``, the
+    Conv2D layers (by path) with dead filters left as they are (shared, or inside a layer not
+    looked through); and model totals ``params_before/after`` (every weight,
     BN statistics included) and ``flops_before/after`` (Conv2D and Dense only).
     PsykError for a subclassed or unbuilt model.
     """
@@ -458,8 +460,7 @@ def thin_model(model) -> tuple[keras.Model, dict]:
             if not config.get("use_bias", True) and np.any(reader.fold != 0):
                 config["use_bias"] = True
         if layer.name in graph.reshapes:
-            node = layer._inbound_nodes[0]
-            config["target_shape"] = (*config["target_shape"][:-1], int(masks[id(node.output_tensors[0])].sum()))
+            config["target_shape"] = (*config["target_shape"][:-1], int(masks[graph.reshapes[layer.name]].sum()))
         return layer.__class__.from_config(config)
 
     thinned = keras.models.clone_model(source, clone_function=rebuilt)
@@ -472,7 +473,7 @@ def thin_model(model) -> tuple[keras.Model, dict]:
             keep_in, keep_out = np.flatnonzero(masks[reader.source]), np.flatnonzero(masks[reader.target])
             weights = _reader_weights(reader, keep_in, keep_out)
         elif layer.name in graph.channelwise:
-            weights = _channel_weights(layer, masks[id(layer._inbound_nodes[0].input_tensors[0])])
+            weights = _channel_weights(layer, masks[graph.channelwise[layer.name]])
         else:
             weights = [_numpy(w) for w in layer.weights]
         thinned_layers[layer.name].set_weights(weights)

@@ -385,6 +385,19 @@ def test_masked_sequential_model_is_stripped_and_thinned(masked_cnn):
     assert [row["filters_after"] for row in report["layers"]] == [2, 3, 5]
 
 
+def test_layers_called_before_in_another_model(plain_cnn):
+    plain_cnn.get_layer("conv_a").kernel.assign(np.zeros((3, 3, 3, 4), "float32"))  # every filter dead
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.BatchNormalization(name="bn")(plain_cnn.get_layer("conv_a")(inputs))
+    x = keras.layers.Reshape((4, 16, 4), name="reshape")(x)
+    outputs = plain_cnn.layers[-1](plain_cnn.layers[-2](plain_cnn.get_layer("conv_b")(x)))
+    model = keras.Model(inputs, outputs, name="reused")
+    thinned, report = thin_model(model)
+    _assert_same_predictions(model, thinned)
+    assert _rows(report)["conv_a"]["filters_after"] == 1
+    assert thinned.get_layer("reshape").output.shape == (None, 4, 16, 1)
+
+
 def test_subclassed_model_is_refused():
     class Net(keras.Model):
         def __init__(self):
