@@ -28,63 +28,75 @@ def os_error_text(exc: OSError) -> str:
     return f"{reason}: {' -> '.join(map(str, names))}" if names else reason
 
 
-def _first_non_folder(path: Path) -> Path | None:
-    """The first existing component of ``path`` (itself included) that is not a folder."""
-    for part in (*reversed(path.parents), path):
-        if part.exists() and not part.is_dir():
-            return part
-        if not part.exists():
-            return None
-    return None
+def _nearest_existing(path: Path, option: str) -> Path:
+    """``path`` itself or its nearest existing parent (PsykError when a parent cannot be looked at)."""
+    for part in (path, *path.parents):
+        try:
+            if part.exists():
+                return part
+        except OSError as exc:  # a parent folder that may not be read
+            raise PsykError(f"{option} {path}: cannot look at {part} ({exc.strerror or exc})") from None
+    return Path(path.anchor)  # the root of an absolute path: always there
 
 
-def _make_writable(folder: Path) -> None:
-    """Create ``folder`` (with its parents), or create and remove a file in it when it exists:
-    the only honest test of writability (permission bits say nothing to root, nor about
-    read-only mounts or full disks). OSError when it fails."""
-    if not folder.is_dir():
-        folder.mkdir(parents=True, exist_ok=True)
-        return
+def _probe(folder: Path) -> None:
+    """Create and remove a file in ``folder``: the only honest test of writability (permission
+    bits say nothing to root, nor about read-only mounts or full disks). OSError when it fails."""
     probe = folder / f".psyk-write-test-{secrets.token_hex(4)}"
     with open(probe, "xb"):
         pass
     probe.unlink()
 
 
-def check_output_dir(path: str | os.PathLike, option: str) -> Path:
-    """Create the folder ``path`` (with its parents) or prove an existing one writable.
+def _check_folder(folder: Path, option: str, shown: Path) -> None:
+    """PsykError unless ``folder`` exists and can be written, or its nearest existing parent is a
+    folder that can be written (so the writer can create it later). Nothing is created here."""
+    absolute = folder.absolute()
+    existing = _nearest_existing(absolute, option)  # absolute: the walk ends at the root
+    if not existing.is_dir():
+        where = "is a file" if existing == shown.absolute() else f"lies under the file {existing}"
+        raise PsykError(f"{option} {shown} {where}" + ("; give a folder" if shown == folder else ""))
+    try:
+        _probe(existing)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        if shown != folder:  # a file's folder
+            raise PsykError(f"{option} {shown}: cannot write into {folder} ({reason})") from None
+        doing = "write into" if existing == absolute else "create"
+        raise PsykError(f"{option} {shown}: cannot {doing} it ({reason})") from None
 
-    ``option`` names it in the message (e.g. ``--out-dir``). Returns the path.
-    Raises PsykError (exit 2) naming the path and the problem: it is a file, it lies
-    under a file, or it cannot be created or written (permission, read-only file system).
+
+def check_output_dir(path: str | os.PathLike, option: str) -> Path:
+    """Check that the folder ``path`` can be written, or created by the command when it writes.
+
+    ``option`` names it in the message (e.g. ``--out-dir``). Returns the path. Nothing is
+    created: a command refused later leaves no empty folder behind. Raises PsykError
+    (exit 2) naming the path and the problem: it is a file, it lies under a file, or it
+    cannot be created or written (permission, read-only file system).
     """
     folder = Path(path)
-    blocker = _first_non_folder(folder.absolute())
-    if blocker is not None:
-        where = "is a file" if blocker == folder.absolute() else f"lies under the file {blocker}"
-        raise PsykError(f"{option} {folder} {where}; give a folder")
-    doing = "write into" if folder.is_dir() else "create"
-    try:
-        _make_writable(folder)
-    except OSError as exc:
-        raise PsykError(f"{option} {folder}: cannot {doing} it ({exc.strerror or exc})") from None
+    _check_folder(folder, option, folder)
     return folder
 
 
 def check_output_file(path: str | os.PathLike, option: str) -> Path:
-    """Check that the file ``path`` can be written: it is not a folder and its folder can
-    be created or written. Raises PsykError (exit 2) naming the path and the problem."""
+    """Check that the file ``path`` can be written: it is not a folder, and its folder can be
+    written or created. Raises PsykError (exit 2) naming the path and the problem."""
     target = Path(path)
     if target.is_dir():
         raise PsykError(f"{option} {target} is a folder; give a file path")
-    blocker = _first_non_folder(target.absolute().parent)
-    if blocker is not None:
-        raise PsykError(f"{option} {target} lies under the file {blocker}")
-    try:
-        _make_writable(target.parent)
-    except OSError as exc:
-        raise PsykError(f"{option} {target}: cannot write into {target.parent} ({exc.strerror or exc})") from None
+    _check_folder(target.parent, option, target)
     return target
+
+
+def check_model_output(model: Path, output: Path, what: str) -> None:
+    """The ``--output`` of a command that writes a model read from ``model``: a ``.keras`` file
+    that can be written and is not the input itself. PsykError (exit 2) otherwise."""
+    if output.absolute() == model.absolute() or (output.exists() and output.samefile(model)):
+        raise PsykError(f"--output {output} is the input model; write the {what} model to another file")
+    check_output_file(output, "--output")
+    if output.suffix != ".keras":
+        raise PsykError(f"--output must be a .keras file, got {output}")
 
 
 def check_distinct(paths: Iterable[Path], what: str) -> None:
@@ -107,13 +119,15 @@ def check_output_files(paths: Iterable[Path], what: str) -> None:
 @contextlib.contextmanager
 def replacing(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix, so writers that go by the
-    suffix still work); on success it is renamed over ``path``, on any error removed.
+    suffix still work; the folder is created when missing); on success it is renamed over
+    ``path``, on any error removed.
 
     The rename is atomic on one file system: readers see the old file or the new one,
     never a part.
     """
     target = Path(path)
     temporary = target.with_name(f".{target.stem}.{secrets.token_hex(4)}.tmp{target.suffix}")
+    target.parent.mkdir(parents=True, exist_ok=True)
     try:
         yield temporary
         os.replace(temporary, target)

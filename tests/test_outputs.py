@@ -18,20 +18,22 @@ from psykedelic_cli.outputs import (
 )
 
 
-def test_an_output_folder_is_created_or_refused_in_one_line(tmp_path):
-    assert check_output_dir(tmp_path / "new" / "deeper", "--out-dir").is_dir()
+def test_an_output_folder_is_checked_without_creating_it_or_refused_in_one_line(tmp_path):
+    assert check_output_dir(tmp_path / "new" / "deeper", "--out-dir") == tmp_path / "new" / "deeper"
     assert check_output_dir(tmp_path, "--out-dir") == tmp_path
+    assert list(tmp_path.iterdir()) == []  # nothing created (the writer creates it), no probe left
     afile = tmp_path / "afile"
     afile.write_text("x")
     with pytest.raises(PsykError, match=f"--out-dir {afile} is a file; give a folder"):
         check_output_dir(afile, "--out-dir")
     with pytest.raises(PsykError, match=f"--out-dir {afile}/sub lies under the file {afile}"):
         check_output_dir(afile / "sub", "--out-dir")
-    assert {p.name for p in tmp_path.iterdir()} == {"new", "afile"}  # the writability probe left nothing behind
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]
 
 
 def test_an_output_file_is_checked(tmp_path):
     assert check_output_file(tmp_path / "sub" / "model.keras", "--output") == tmp_path / "sub" / "model.keras"
+    assert not (tmp_path / "sub").exists()
     with pytest.raises(PsykError, match=f"--output {tmp_path} is a folder; give a file path"):
         check_output_file(tmp_path, "--output")
     afile = tmp_path / "afile"

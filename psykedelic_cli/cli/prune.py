@@ -21,7 +21,7 @@ from psykedelic_cli.cli.common import (
     import_tensorflow,
 )
 from psykedelic_cli.errors import PsykError
-from psykedelic_cli.outputs import check_output_file
+from psykedelic_cli.outputs import check_model_output
 from psykedelic_cli.pruning.modes import DEFAULT_CONTRIBUTION_THRESHOLD, DEFAULT_RATE, DEFAULT_THRESHOLD
 
 
@@ -56,11 +56,7 @@ def _check_request(model: Path, output: Path, mode: str, threshold: float, contr
     validate_pruning_parameters(threshold, contribution_threshold, rate)
     if not model.is_file():
         raise PsykError(f"model file not found: {model}")
-    if output.absolute() == model.absolute() or (output.exists() and output.samefile(model)):
-        raise PsykError(f"--output {output} is the input model; write the pruned model to another file")
-    check_output_file(output, "--output")
-    if output.suffix != ".keras":
-        raise PsykError(f"--output must be a .keras file, got {output}")
+    check_model_output(model, output, "pruned")
 
 
 _REPORT_COLUMNS = (
@@ -74,11 +70,11 @@ _REPORT_COLUMNS = (
 def _report_table(report: dict) -> Table:
     skipped = {entry["layer"]: "×".join(map(str, entry["kernel_shape"])) for entry in report["skipped"]}
     table = Table(title=f"{report['model']}: pruned by {report['mode']}", show_footer=True)
-    table.add_column("layer", footer="model", no_wrap=True)
+    table.add_column("layer", footer="model", overflow="fold")
     for header, key in _REPORT_COLUMNS:
-        table.add_column(header, footer=f"{report[key]:,}", justify="right")
+        table.add_column(header, footer=f"{report[key]:,}", justify="right", overflow="fold")
     if skipped:
-        table.add_column("skipped:\nnot square")
+        table.add_column("skipped:\nnot square", overflow="fold")
     for row in report["layers"]:
         note = [skipped.get(row["layer"], "")] if skipped else []
         table.add_row(row["layer"], *(f"{row[key]:,}" for _, key in _REPORT_COLUMNS), *note)

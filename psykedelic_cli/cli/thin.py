@@ -12,18 +12,14 @@ from rich.table import Table
 from psykedelic_cli.cli.app import app
 from psykedelic_cli.cli.common import console, import_tensorflow
 from psykedelic_cli.errors import PsykError
-from psykedelic_cli.outputs import check_output_file, replacing
+from psykedelic_cli.outputs import check_model_output, replacing
 
 
 def _check_request(model: Path, output: Path) -> None:
     """The checks that need no TensorFlow, so a bad request fails in a blink."""
     if not model.is_file():
         raise PsykError(f"model file not found: {model}")
-    if output.absolute() == model.absolute() or (output.exists() and output.samefile(model)):
-        raise PsykError(f"--output {output} is the input model; write the thinned model to another file")
-    check_output_file(output, "--output")
-    if output.suffix != ".keras":
-        raise PsykError(f"--output must be a .keras file, got {output}")
+    check_model_output(model, output, "thinned")
 
 
 def _change(before: int, after: int) -> str:
@@ -36,12 +32,14 @@ def _share(before: int, after: int) -> str:
 
 def _report_tables(report: dict) -> list[Table]:
     table = Table(title=f"{report['model']}: thinned", show_footer=True)
-    table.add_column("layer", footer="model", no_wrap=True)
-    table.add_column("filters", justify="right")
-    table.add_column("input\nchannels", justify="right")
-    table.add_column("params", justify="right", footer=_change(report["params_before"], report["params_after"]))
-    table.add_column("FLOPs", justify="right", footer=_change(report["flops_before"], report["flops_after"]))
-    table.add_column("dead filters\nkept", justify="right")
+    table.add_column("layer", footer="model", overflow="fold")
+    table.add_column("filters", justify="right", overflow="fold")
+    table.add_column("input\nchannels", justify="right", overflow="fold")
+    table.add_column("params", justify="right", footer=_change(report["params_before"], report["params_after"]),
+                     overflow="fold")
+    table.add_column("FLOPs", justify="right", footer=_change(report["flops_before"], report["flops_after"]),
+                     overflow="fold")
+    table.add_column("dead filters\nkept", justify="right", overflow="fold")
     for row in report["layers"]:
         table.add_row(
             row["layer"],
@@ -61,17 +59,17 @@ def _report_tables(report: dict) -> list[Table]:
     tables = [table]
     if report["kept"]:
         kept = Table(title="dead filters kept: removing them would change the predictions")
-        kept.add_column("layer", no_wrap=True)
-        kept.add_column("filters")
-        kept.add_column("why")
+        kept.add_column("layer", overflow="fold")
+        kept.add_column("filters", overflow="fold")
+        kept.add_column("why", overflow="fold")
         for entry in report["kept"]:
             kept.add_row(entry["layer"], ", ".join(map(str, entry["filters"])), entry["reason"])
         tables.append(kept)
     if report["untouched"]:
         untouched = Table(title="Conv2D layers with dead filters left as they are")
-        untouched.add_column("layer", no_wrap=True)
-        untouched.add_column("dead\nfilters", justify="right")
-        untouched.add_column("why")
+        untouched.add_column("layer", overflow="fold")
+        untouched.add_column("dead\nfilters", justify="right", overflow="fold")
+        untouched.add_column("why", overflow="fold")
         for entry in report["untouched"]:
             untouched.add_row(entry["layer"], str(entry["dead_filters"]), entry["reason"])
         tables.append(untouched)

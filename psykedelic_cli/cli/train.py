@@ -107,10 +107,10 @@ def train(ctx: typer.Context, **options) -> None:
     from psykedelic_cli.pruning.modes import resolve_modes
 
     config_file = options.pop("config")
-    baseline = options.pop("baseline")
     file_values = read_config_file(config_file, TrainConfig) if config_file is not None else {}
     values = option_values(ctx, options, TrainConfig, file_values)
     repeated = {name: values.pop(name) for name in ("mode", "l1_penalty", "seed")}
+    baseline = values.pop("baseline")
     defaults = TrainConfig()
     base = _config(TrainConfig, values)
     seeds = repeated["seed"] or [defaults.seed]
@@ -144,8 +144,6 @@ app.command(
     "`psyk train --dataset cifar10 --depth 32 --epochs 200 --mode min_eig --mode weight --seed 1 --seed 2` · "
     "`psyk train --config grid.toml`",
 )(_command(train, TrainConfig, [_CTX], [
-    inspect.Parameter("baseline", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
-        bool, typer.Option(help="Also train and record the uncompressed ResNet (no L1, no pruning).")]),
     inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
         Optional[Path], typer.Option(
             help="TOML file of option values (keys as option names, at the top level or in a \\[train] table); "

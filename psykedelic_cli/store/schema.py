@@ -38,6 +38,8 @@ run (``psyk train``, and legacy imports, which leave what the original did not r
     lr, epochs (total over all stages), batch_size, steps, momentum, decay
     init_mode        "default" or the stem of the ``--init`` file
     init             the ``--init`` file as given, or null
+    init_digest      12 hex digits of the SHA-256 of that file, or null: runs from different
+                     initial weights are never averaged, even when their files share a name
     l1_penalty       float (0.0 when off)
     mode             the pruning mode trained with, or null for an uncompressed baseline
     compare          list of the modes compared after the first stage
@@ -128,6 +130,7 @@ CONFIG_FIELDS = (
     "residual",
     "seed",
     "init",
+    "init_digest",
     "stop_after_pruning",
     "patience",
     "distribute",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import math
 import sys
@@ -98,7 +99,7 @@ def _one_of(names: tuple[str, ...] | Callable[[], tuple[str, ...]]) -> dict:
 
 
 def _at_least(bound: float, kind: str = "an integer") -> dict:
-    return {"allowed": f"{kind} ≥ {bound:g}", "check": lambda value: value >= bound}
+    return {"allowed": f"{kind} ≥ {bound:g}", "check": lambda value: math.isfinite(value) and value >= bound}
 
 
 def _is_mode(name: str) -> bool:
@@ -112,6 +113,8 @@ def _is_mode(name: str) -> bool:
 
 
 _MODE = {"allowed": "a pruning mode (`psyk prune --help` lists them) or 'all'", "check": _is_mode}
+
+
 
 _POSITIVE = {"allowed": "a positive number", "check": lambda value: math.isfinite(value) and value > 0}
 
@@ -131,15 +134,19 @@ def _compare() -> Any:
 
 
 def _threshold() -> Any:
-    return option(DEFAULT_THRESHOLD, "Significance threshold t.")
+    return option(DEFAULT_THRESHOLD, "Significance threshold t.", **_POSITIVE)
 
 
 def _contribution_threshold() -> Any:
-    return option(DEFAULT_CONTRIBUTION_THRESHOLD, "Contribution threshold c.")
+    return option(DEFAULT_CONTRIBUTION_THRESHOLD, "Contribution threshold c.", **_POSITIVE)
 
 
 def _rate() -> Any:
-    return option(DEFAULT_RATE, "Compression rate r: the fraction that dies in the sorted modes.")
+    return option(
+        DEFAULT_RATE, "Compression rate r: the fraction that dies in the sorted modes.",
+        allowed="a number in [0, 1] (the fraction of kernels or neurons that dies)",
+        check=lambda value: 0 <= value <= 1,
+    )
 
 
 class _Config:
@@ -209,7 +216,10 @@ class TrainConfig(_Config):
     contribution_threshold: float = _contribution_threshold()
     rate: float = _rate()
     history_interval: int = option(0, "Compare modes every N epochs of stage 1 (0 = off).", **_at_least(0))
-    init: Path | None = option(None, "Initial weights: a .keras model or .weights.h5 file.")
+    init: Path | None = option(
+        None, "Initial weights: a .keras model or .weights.h5 file.", allowed="an existing file",
+        check=lambda value: Path(value).is_file(),
+    )
     residual: bool = option(True, "Keep the residual connections.")
     stop_after_pruning: bool = option(False, "Skip the last (fine-tuning) stage.")
     patience: int = option(5, "Early-stopping patience (epochs) in the last stage.", **_at_least(0))
@@ -219,14 +229,17 @@ class TrainConfig(_Config):
     )
     seed: int | None = option(0, "Random seed (repeatable: one run per seed).", repeatable=True)
     distribute: str = option("none", "none | mirrored (every local GPU, or the CPU).", **_one_of(DISTRIBUTE))
+    baseline: bool = option(
+        False, "Also train and record the uncompressed ResNet (no L1, no pruning) per seed.", stored=False
+    )
+    """An option of ``psyk train``: one more run per seed with ``mode=None, l1_penalty=0`` (that run's own
+    ``baseline`` stays False)."""
     extra: dict = field(default_factory=dict)
     """Further keys stored in the run's config as they are (the library's, not the command line's)."""
 
     def _validate_together(self) -> None:
         if self.epochs < self.steps:
             raise PsykError(f"--epochs must be at least --steps ({self.steps}); got {self.epochs}")
-        if self.init is not None and not Path(self.init).is_file():
-            raise PsykError(f"--init file not found: {self.init}")
 
     @property
     def stage_epochs(self) -> list[int]:
@@ -238,12 +251,24 @@ class TrainConfig(_Config):
     def init_mode(self) -> str:
         return "default" if self.init is None else Path(self.init).stem
 
+    @property
+    def init_digest(self) -> str | None:
+        """The first 12 hex digits of the SHA-256 of the ``--init`` file (None without one): runs
+        from different initial weights never share it, though their files may share a name."""
+        if self.init is None:
+            return None
+        digest = hashlib.sha256()
+        with open(self.init, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()[:12]
+
     def store_config(self, model_name: str, identity: dict) -> dict:
         """The run document's ``config``: the model (its name, and ``identity``: ``architecture`` and
         ``params`` from ``psykedelic_cli.models.identity.model_identity``), the loss, the init mode and
         every stored field (keys: ``psykedelic_cli.store.schema.CONFIG_FIELDS``), plus ``extra``."""
         return {"model": model_name, **_identity(identity), "loss": LOSS, "init_mode": self.init_mode,
-                **self._stored(), **self.extra}
+                "init_digest": self.init_digest, **self._stored(), **self.extra}
 
 
 @dataclass
@@ -340,6 +365,10 @@ def _shown(value: Any) -> str:
         return "a table"
     if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
         return "an array of tables"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_shown, value)) + "]"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, Path):
         return json.dumps(str(value))
     return json.dumps(value, default=str)
@@ -380,6 +409,8 @@ def _file_value(path: Path, key: str, value: Any, item: dataclasses.Field, hint:
     kind = scalar_type(hint)
     many = spec.repeatable or is_sequence(hint)
     items = value if many and isinstance(value, list) else [value]
+    if not items:
+        raise PsykError(f"--config {path}: {key} = []: expected at least one value")
     converted = []
     for each in items:
         ok, each = _converted(each, kind)

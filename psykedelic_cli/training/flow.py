@@ -9,6 +9,7 @@ restores the best weights.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +31,7 @@ from psykedelic_cli.models.surgery import (
 )
 from psykedelic_cli.pruning.analysis import kernel_analysis
 from psykedelic_cli.store import Store, new_run_document
+from psykedelic_cli.store.runs import utc_now
 from psykedelic_cli.store.schema import BASELINE
 from psykedelic_cli.training.callbacks import LearningCurve, PeriodicComparison, RichProgress, StepLearningRate
 from psykedelic_cli.training.comparison import Evaluator, compare_modes, performance_row
@@ -226,11 +228,14 @@ def train_run(
 
     The run is added to the store as ``running`` before training starts and ends
     ``completed``, ``failed`` (with the error) or ``interrupted`` (Ctrl-C), partial
-    results kept.
+    results kept. Should the store refuse that last write (a full disk, a lost mount),
+    the finished run is kept in a one-run store file of its own (``keep_elsewhere``) and
+    the PsykError names it.
     """
     seed_everything(config.seed)
     model = build_model(config, dataset, distribution_strategy(config.distribute))
-    run_id = store.add_run(new_run_document(config.store_config(model.name, model_identity(model)), source="train"))
+    document = new_run_document(config.store_config(model.name, model_identity(model)), source="train")
+    run_id = store.add_run(document)
     recorder = RunRecorder(store, run_id)
     staged = StagedRun(config, model, dataset, recorder, progress=progress, say=on_status)
     staged.say(f"run {run_id}: {model.name} on {dataset.name}, mode {config.mode}, "
@@ -239,18 +244,51 @@ def train_run(
         staged.run()
         recorder.results["timings"] = staged.timer.seconds
         # Files come after training: one that cannot be written is a warning on a completed run.
-        warnings = write_artifacts(config, model, {**store.get_run(run_id), "results": recorder.results})
-        recorder.finish("completed", warnings=warnings)
-        for warning in warnings:
-            staged.say(f"warning: {warning}")
+        warnings = write_artifacts(config, model, {**document, "results": recorder.results})
     except BaseException as exc:
         recorder.results["timings"] = staged.timer.seconds
         status, error = run_outcome(exc)
-        recorder.finish(status, error)
+        _finish(recorder, document, config, status, error=error)
         if status == "interrupted":
             staged.say(f"run {run_id} interrupted; its partial results are kept in the store")
         raise
+    _finish(recorder, document, config, "completed", warnings=warnings)
+    for warning in warnings:
+        staged.say(f"warning: {warning}")
     return store.get_run(run_id)
+
+
+def _finish(recorder: RunRecorder, document: dict, config: TrainConfig, status: str, **fields) -> None:
+    finish_or_keep(lambda: recorder.finish(status, **fields),
+                   {**document, **fields, "status": status, "results": recorder.results}, Path(config.out_dir or "."))
+
+
+def finish_or_keep(write: Callable[[], object], finished: dict, folder: Path) -> None:
+    """``write()``, a run's last store write; when the store refuses it (PsykError: a full disk,
+    a lost mount), the ``finished`` run document is kept in a one-run store in ``folder`` (or the
+    temporary folder) and a PsykError (exit 1) names that file: a finished run is never lost."""
+    try:
+        write()
+    except PsykError as exc:
+        stamp = utc_now()  # newer than the store's copy, so `psyk merge` replaces it
+        kept = keep_elsewhere({**finished, "updated_at": stamp, "finished_at": stamp},
+                              [folder, Path(tempfile.gettempdir())])
+        status = finished["status"]
+        raise PsykError(f"{exc}; the {status} run is kept in {kept} (`psyk merge {kept}` adds it to a store)",
+                        exit_code=1) from exc
+
+
+def keep_elsewhere(doc: dict, folders: list[Path]) -> Path:
+    """Write ``doc`` as a one-run store ``psyk-run-<id>.json`` in the first folder that takes it;
+    returns its path (PsykError when none does)."""
+    for folder in folders:
+        path = folder / f"psyk-run-{doc['id']}.json"
+        try:
+            Store(path).add_run(dict(doc))
+            return path
+        except (PsykError, OSError):
+            continue
+    raise PsykError(f"run {doc['id']} could not be written anywhere ({', '.join(map(str, folders))})")
 
 
 def _totals(report: dict) -> dict:

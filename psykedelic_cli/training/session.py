@@ -127,7 +127,7 @@ def record_model(model_file: Path, config: RecordConfig, store_file: Path, *, er
     from psykedelic_cli.models.surgery import load_model
     from psykedelic_cli.pruning.analysis import kernel_analysis
     from psykedelic_cli.training.comparison import Evaluator
-    from psykedelic_cli.training.flow import compare_configured_modes, conv_kernels, seed_everything
+    from psykedelic_cli.training.flow import compare_configured_modes, conv_kernels, finish_or_keep, seed_everything
     from psykedelic_cli.training.recorder import PhaseTimer
 
     seed_everything(config.seed)
@@ -151,9 +151,11 @@ def record_model(model_file: Path, config: RecordConfig, store_file: Path, *, er
 
             results.update(compare_configured_modes(model, evaluate, config, on_mode))
         results["timings"] = timer.seconds
-        store.update_run(run_id, status="completed", results=results)
     except BaseException as exc:
         status, error = run_outcome(exc)
-        store.update_run(run_id, status=status, error=error)
+        finish_or_keep(lambda: store.update_run(run_id, status=status, error=error, results=results),
+                       {**document, "status": status, "error": error, "results": results}, Path.cwd())
         raise
+    finish_or_keep(lambda: store.update_run(run_id, status="completed", results=results),
+                   {**document, "status": "completed", "results": results}, Path.cwd())
     return store.get_run(run_id)

@@ -1,6 +1,7 @@
 """``psyk prune`` end to end on real .keras files: table, JSON, written model, errors."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -341,3 +342,12 @@ def test_keep_masks_on_a_lora_model_writes_masked_layers_with_lora_merged(tmp_pa
     assert type(conv) is MicroConv2D and not conv.lora_enabled
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(conv.kernel_mask), [[1, 0, 1, 0]])
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(conv.kernel)[..., [1, 3]], 0.0)
+
+
+def test_a_narrow_terminal_cuts_no_number_or_name(plain_model, tmp_path):
+    path, _ = plain_model
+    result = subprocess.run([PSYK, "prune", str(path), "-m", "weight", "-o", str(tmp_path / "p.keras")],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "40"})
+    assert result.returncode == 0, result.stderr
+    assert "…" not in result.stdout and all(len(line) <= 40 for line in result.stdout.splitlines())
+    assert [int(n) for n in re.findall(r"│ +(\d+) ", result.stdout)][-4:] == [36, 36, 369, 369]  # model totals

@@ -29,8 +29,7 @@ def test_every_option_of_train_and_record_comes_from_the_definition():
     from typer.main import get_command
 
     commands = get_command(app).commands
-    for command, config_class, own in (("train", TrainConfig, {"baseline", "config"}), ("record", RecordConfig,
-                                                                                          {"model"})):
+    for command, config_class, own in (("train", TrainConfig, {"config"}), ("record", RecordConfig, {"model"})):
         names = {param.name for param in commands[command].params} - {"store", "help"}
         assert names == {item.name for item in option_fields(config_class)} | own, command
 
@@ -39,6 +38,10 @@ def _toml(tmp_path, text: str) -> Path:
     path = tmp_path / "grid.toml"
     path.write_text(text)
     return path
+
+
+def test_baseline_is_an_option_of_the_file_too(tmp_path):
+    assert read_config_file(_toml(tmp_path, "baseline = true\n")) == {"baseline": True}
 
 
 def test_top_level_keys_and_a_train_table_are_both_honoured(tmp_path):
@@ -60,7 +63,13 @@ def test_top_level_keys_and_a_train_table_are_both_honoured(tmp_path):
         ("mode = [\"min_eig\", \"nope\"]\n", 'mode = ["min_eig", "nope"]: expected a pruning mode'),
         ("residual = \"no\"\n", 'residual = "no": expected true or false'),
         ("lr = [0.1]\n", "lr = [0.1]: expected a number"),
-        ("learning-rate = 0.1\n", "unknown option 'learning-rate'; allowed: batch-size, compare,"),
+        ("learning-rate = 0.1\n", "unknown option 'learning-rate'; allowed: baseline, batch-size, compare,"),
+        ("decay = inf\n", "decay = inf: expected a number ≥ 0"),
+        ("l1-penalty = [0, inf]\n", "l1-penalty = [0, inf]: expected a number ≥ 0"),
+        ("threshold = -1\n", "threshold = -1: expected a positive number"),
+        ("rate = 1.5\n", "rate = 1.5: expected a number in [0, 1]"),
+        ("init = \"nowhere.keras\"\n", 'init = "nowhere.keras": expected an existing file'),
+        ("mode = []\n", "mode = []: expected at least one value"),
         ("depth = \n", "is not a readable TOML file"),
     ],
 )
@@ -88,12 +97,32 @@ def test_a_bad_config_file_is_one_line_naming_file_key_value_and_what_is_allowed
         ({"dataset": "mnist"}, '--dataset must be one of digits, cifar10, cifar100, tiny-imagenet (got "mnist")'),
         ({"momentum": 1.0}, "--momentum must be a number in [0, 1) (got 1.0)"),
         ({"depth": None}, "--depth must be an integer (got nothing)"),
+        ({"decay": float("inf")}, "--decay must be a number ≥ 0 (got inf)"),
+        ({"rate": 2.0}, "--rate must be a number in [0, 1]"),
+        ({"init": Path("nowhere.keras")}, '--init must be an existing file (got "nowhere.keras")'),
     ],
 )
 def test_validation_names_the_option_the_value_and_what_is_allowed(changes, message):
     with pytest.raises(PsykError) as raised:
         TrainConfig(**changes).validate()
     assert message in str(raised.value)
+
+
+def test_runs_from_different_initial_weights_of_one_file_name_are_told_apart(tmp_path):
+    from psykedelic_cli.reports.aggregate import varying_settings
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "model.keras").write_bytes(b"weights one")
+    (tmp_path / "b" / "model.keras").write_bytes(b"weights two")
+    identity = {"architecture": "0123456789ab", "params": 10}
+    configs = [TrainConfig(init=tmp_path / name / "model.keras").validate().store_config("M", identity)
+               for name in ("a", "b")]
+    assert configs[0]["init_mode"] == configs[1]["init_mode"] == "model"
+    assert configs[0]["init_digest"] != configs[1]["init_digest"] and len(configs[0]["init_digest"]) == 12
+    assert TrainConfig().store_config("M", identity)["init_digest"] is None
+    runs = [{"config": config} for config in configs]
+    assert "init_digest" in varying_settings(runs)  # the reports split them instead of averaging
 
 
 def test_record_eval_batch_size_is_checked_and_keeps_its_old_spelling():
