@@ -4,18 +4,22 @@ The file is plain JSON that TinyDB's own ``JSONStorage`` reads (tables ``meta`` 
 ``runs``), written in a fixed line layout so that a command needing one run, or only
 the run summaries, reads a few kilobytes instead of parsing the whole file::
 
-    {"meta":{"1":{"format":"psyk-store","schema_version":1,"body_bytes":B,"index":[...]}},
+    {"meta":{"1":{"format":"psyk-store","schema_version":1,"body_bytes":B,"index":[...],"check":C}},
     "runs":{
     "1":{...one run document...},
     "2":{...}
     }}
 
 Line 1 is the ``meta`` table: its ``index`` has, per run, the TinyDB doc id, where the
-encoded document sits (offsets relative to the start of line 3), where each result kind
-sits inside it, and a small summary (:func:`~psykedelic_cli.store.summary.run_summary`).
-``body_bytes`` (the size of everything after line 2) detects a file changed by anything
-else; such a file, or one in any other layout (e.g. rewritten by plain TinyDB), is parsed
-whole instead, and the next write restores the layout.
+encoded document sits (offsets relative to the start of line 3), its CRC-32, where each
+result kind sits inside it, and a small summary
+(:func:`~psykedelic_cli.store.summary.run_summary`). ``body_bytes`` is the size of
+everything after line 2 and ``check`` the CRC-32 of line 1 up to it. The index is used
+only when the whole file is verified against it (line 1 by ``check``, every document by
+its CRC-32, every byte between them by the layout), so a change made by anything else,
+of whatever size, is seen: such a file, or one in any other layout (e.g. rewritten by
+plain TinyDB), is parsed whole instead, and the next write restores the layout.
+Verifying costs a read and a CRC-32 of the file (about 0.2 s for 420 MB), never a parse.
 
 Safety:
 
@@ -43,6 +47,7 @@ import os
 import re
 import secrets
 import stat
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -63,6 +68,7 @@ _HEAD_SUFFIX = b"},\n"
 _RUNS_LINE = b'"runs":{\n'
 _CLOSING = b"}}\n"
 _COPY_CHUNK = 1 << 24
+_CHECK = re.compile(rb',"check":(\d+)\}\Z')
 
 
 def _encode(value) -> str:
@@ -82,6 +88,7 @@ class Span:
 
     offset: int
     length: int
+    crc: int  # zlib.crc32 of the encoded document
     head: int  # length of the document's JSON before its "results" object, less the "}"
     results: Mapping[str, tuple[int, int]]  # kind -> (offset from the document start, length)
 
@@ -147,7 +154,8 @@ def open_snapshot(path: Path) -> Snapshot:
     except FileNotFoundError:
         return Snapshot(path)
     except OSError as exc:
-        raise PsykError(f"cannot read store {path}: {exc.strerror}") from None
+        why = _misplaced(path) if exc.errno == errno.ENOTDIR else None
+        raise PsykError(f"cannot read store {path}: {why or exc.strerror}") from None
     snapshot = Snapshot(path, fd=fd)
     try:
         status = os.fstat(fd)
@@ -162,7 +170,8 @@ def open_snapshot(path: Path) -> Snapshot:
 
 
 def _read_index(snapshot: Snapshot) -> bool:
-    """Index ``snapshot`` from its meta line; False when the file is not in our layout."""
+    """Index ``snapshot`` from its meta line; False when the file is not in our layout or
+    differs in any byte from what the index says it holds."""
     fd, path = snapshot.fd, snapshot.path
     if os.pread(fd, len(_HEAD_PREFIX), 0) != _HEAD_PREFIX:
         return False
@@ -172,8 +181,10 @@ def _read_index(snapshot: Snapshot) -> bool:
         runs_line = handle.readline()
     if not head.endswith(_HEAD_SUFFIX) or runs_line != _RUNS_LINE:
         return False
+    raw = head[len(_HEAD_PREFIX) : -len(_HEAD_SUFFIX)]
+    check = _CHECK.search(raw)
     try:
-        meta = json.loads(head[len(_HEAD_PREFIX) : -len(_HEAD_SUFFIX)])
+        meta = json.loads(raw)
         if meta.get("format") != FORMAT:
             return False
         version = meta["schema_version"]
@@ -181,7 +192,9 @@ def _read_index(snapshot: Snapshot) -> bool:
         body_start = len(head) + len(runs_line)
         if version < SCHEMA_VERSION or os.fstat(fd).st_size != body_start + meta["body_bytes"]:
             return False  # older documents need migrating; a changed size means edited by hand
-        snapshot.entries = [
+        if check is None or zlib.crc32(raw[: check.start()] + b"}") != int(check[1]):
+            return False  # an index written before checks, or a changed meta line
+        entries = [
             Entry(
                 doc_id=item["doc_id"],
                 summary=item["summary"],
@@ -189,15 +202,41 @@ def _read_index(snapshot: Snapshot) -> bool:
                 span=Span(
                     offset=body_start + item["offset"],
                     length=item["length"],
+                    crc=item["crc"],
                     head=item["head"],
                     results={kind: tuple(where) for kind, where in item["results"].items()},
                 ),
             )
             for item in meta["index"]
         ]
+        if not _body_matches(fd, body_start, entries, meta["body_bytes"]):
+            return False
     except (ValueError, KeyError, TypeError, AttributeError):
         return False
+    snapshot.entries = entries
     return True
+
+
+def _body_matches(fd: int, body_start: int, entries: list[Entry], body_bytes: int) -> bool:
+    """Whether the file after line 2 is exactly what :func:`_layout` writes for ``entries``:
+    each document's key, its bytes (by CRC-32) and separator, then the closing braces."""
+    position = body_start
+    for i, entry in enumerate(entries):
+        key = f'"{entry.doc_id}":'.encode("ascii")
+        separator = b",\n" if i < len(entries) - 1 else b"\n"
+        span = entry.span
+        if span.offset != position + len(key):
+            return False
+        piece = os.pread(fd, len(key) + span.length + len(separator), position)
+        if (
+            len(piece) != len(key) + span.length + len(separator)
+            or not piece.startswith(key)
+            or not piece.endswith(separator)
+            or zlib.crc32(memoryview(piece)[len(key) : len(key) + span.length]) != span.crc
+        ):
+            return False
+        position += len(piece)
+    return position + len(_CLOSING) == body_start + body_bytes and os.pread(fd, len(_CLOSING), position) == _CLOSING
 
 
 def _check_version(path: Path, version) -> None:
@@ -312,26 +351,27 @@ def _layout(entries: list[Entry]) -> list[bytes | tuple[int, int, int]]:
         key = f'"{entry.doc_id}":'.encode("ascii")
         if entry.doc is not None:
             encoded, head, results = _encode_run(entry.doc)
-            length, piece = len(encoded), encoded
+            length, crc, piece = len(encoded), zlib.crc32(encoded), encoded
         else:
-            span = entry.span
-            length, head, results, piece = (
-                span.length, span.head, span.results, (entry.source.fd, span.offset, span.length)
+            span = entry.span  # verified when its snapshot was opened: copied unread
+            length, crc, head, results, piece = (
+                span.length, span.crc, span.head, span.results, (entry.source.fd, span.offset, span.length)
             )
         index.append({
-            "doc_id": entry.doc_id, "offset": position + len(key), "length": length,
+            "doc_id": entry.doc_id, "offset": position + len(key), "length": length, "crc": crc,
             "head": head, "results": results, "summary": entry.summary,
         })
         separator = b",\n" if i < len(entries) - 1 else b"\n"
         body += [key, piece, separator]
         position += len(key) + length + len(separator)
-    meta = {
+    meta = _encode({
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
         "body_bytes": position + len(_CLOSING),
         "index": index,
-    }
-    return [_HEAD_PREFIX + _encode(meta).encode("ascii") + _HEAD_SUFFIX, _RUNS_LINE, *body, _CLOSING]
+    }).encode("ascii")
+    head = _HEAD_PREFIX + meta[:-1] + b',"check":%d}' % zlib.crc32(meta) + _HEAD_SUFFIX
+    return [head, _RUNS_LINE, *body, _CLOSING]
 
 
 def _write_pieces(fd: int, pieces: list[bytes | tuple[int, int, int]]) -> None:
@@ -411,14 +451,21 @@ class RunStorage(Storage):
         if self._held is not None:
             yield self._held
             return
+        cannot = f"cannot write store {self.path}"
+        why = _misplaced(self.path)
+        if why:
+            raise PsykError(f"{cannot}: {why}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             target = self.target
             if not target.parent.is_dir():
-                raise PsykError(f"cannot write store {self.path}: it links to {target}, whose folder does not exist")
-            lock_fd = os.open(target.with_name(target.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+                raise PsykError(f"{cannot}: it links to {target}, whose folder does not exist")
+            lock = self.lock_path
+            if os.path.lexists(lock) and not lock.is_file():
+                raise PsykError(f"{cannot}: its lock {lock} is not a file")
+            lock_fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise PsykError(f"cannot write store {self.path}: {exc.strerror}") from None
+            raise PsykError(f"{cannot}: {exc.strerror}") from None
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
             _remove_stale_temporaries(target)
@@ -458,6 +505,34 @@ class RunStorage(Storage):
             transaction.replace_all(
                 [Entry(int(doc_id), run_summary(doc), doc=dict(doc)) for doc_id, doc in runs.items()]
             )
+
+
+def _misplaced(path: Path) -> str | None:
+    """Why no file can be made at ``path``: it (or the file a link there points to) lies under
+    a file or a dangling link; None when not."""
+    blocker = _non_folder_above(path)
+    if blocker:
+        return f"it lies under {blocker}"
+    if os.path.islink(path):
+        target = Path(os.path.realpath(path))
+        blocker = _non_folder_above(target)
+        if blocker:
+            return f"it links to {target}, which lies under {blocker}"
+    return None
+
+
+def _non_folder_above(path: Path) -> str | None:
+    """The nearest folder of ``path`` that exists but is no folder (a file, a dangling link),
+    described; None when each one is a folder or missing (and so can be made)."""
+    for parent in reversed(path.parents):
+        if parent.is_dir():
+            continue
+        if parent.is_symlink() and not parent.exists():
+            return f"{parent}, a link to the missing {os.readlink(parent)}"
+        if os.path.lexists(parent):
+            return f"the file {parent}" if parent.is_file() else f"{parent}, which is not a folder"
+        return None
+    return None
 
 
 def _temporary_pattern(target: Path) -> re.Pattern:

@@ -322,3 +322,105 @@ def test_a_dangling_link_creates_its_target_or_names_the_missing_folder(tmp_path
     (tmp_path / "shared").mkdir()
     Store(link).add_run(make_run())
     assert link.is_symlink() and len(Store(tmp_path / "shared" / "store.json").summaries()) == 1
+
+
+def _edited_by(path: Path, *command: str) -> None:
+    """Edit ``path`` in place with another tool (a real process)."""
+    subprocess.run([*command, str(path)], check=True)
+
+
+def test_a_same_size_edit_by_another_tool_is_seen(tmp_path, make_run):
+    path = tmp_path / "store.json"
+    first, second = Store(path).add_runs([make_run(), make_run()])
+    size = path.stat().st_size
+    # sed edits each run's line, and the first summary of the index on line 1
+    _edited_by(path, "sed", "-i", 's/"status":"completed"/"status":"abandoned"/')
+    assert path.stat().st_size == size
+    store = Store(path)
+    assert [(s["id"], s["status"]) for s in store.summaries()] == [(first, "abandoned"), (second, "abandoned")]
+    assert store.get_run(second)["status"] == "abandoned"
+    assert store.runs(status="completed") == [] and store.summaries(status="completed") == []
+
+
+@pytest.mark.parametrize("line", [1, 3], ids=["the index only", "a run only"])
+def test_a_same_size_edit_of_one_line_is_seen(tmp_path, make_run, line):
+    path = tmp_path / "store.json"
+    run_id = Store(path).add_run(make_run(dataset="digits"))
+    size = path.stat().st_size
+    _edited_by(path, "sed", "-i", f'{line}s/"dataset":"digits"/"dataset":"mnist1"/')
+    assert path.stat().st_size == size
+    store = Store(path)
+    summary, doc = store.summaries()[0], store.get_run(run_id)
+    # The file's runs are the truth: an edited index is not believed, an edited run is read as edited.
+    expected = "digits" if line == 1 else "mnist1"
+    assert summary["config"]["dataset"] == doc["config"]["dataset"] == expected
+    assert len(store.runs(dataset=expected)) == 1
+
+
+def test_an_edited_store_is_rewritten_with_a_true_index_by_the_next_write(tmp_path, make_run):
+    path = tmp_path / "store.json"
+    first = Store(path).add_run(make_run())
+    _edited_by(path, "sed", "-i", '3s/"status":"completed"/"status":"abandoned"/')
+    second = Store(path).add_run(make_run())
+    meta = json.loads(path.read_bytes())["meta"]["1"]
+    assert [item["summary"]["status"] for item in meta["index"]] == ["abandoned", "completed"]
+    assert "check" in meta and [s["id"] for s in Store(path).summaries()] == [first, second]
+
+
+def _write_with(how: str, store: Store, make_run, tmp_path, clock) -> None:
+    """One of every way a store is written."""
+    if how == "add":
+        store.add_run(make_run())
+    elif how == "tinydb":
+        db = TinyDB(store.path, storage=RunStorage)
+        with db.storage.transaction():  # as RunStorage documents: else TinyDB's read comes first
+            db.table("runs").insert(make_run())
+    elif how == "merge":
+        from psykedelic_cli.store.merge import merge_stores
+
+        other = Store(tmp_path / "other.json")
+        other.add_run(make_run())
+        merge_stores(store, [other.path])
+    else:
+        from psykedelic_cli.store.liveness import mark_stale
+
+        mark_stale(store, [], now=clock())
+
+
+WRITES = ("add", "tinydb", "merge", "mark-stale")
+
+
+@pytest.mark.parametrize("how", WRITES)
+def test_a_store_under_a_file_names_the_file(tmp_path, make_run, clock, monkeypatch, how):
+    monkeypatch.chdir(tmp_path)
+    Path("afile").write_text("mine\n")
+    with pytest.raises(PsykError) as raised:
+        _write_with(how, Store("afile/x.json"), make_run, tmp_path, clock)
+    assert str(raised.value) == "cannot write store afile/x.json: it lies under the file afile"
+    with pytest.raises(PsykError, match="^cannot read store afile/x.json: it lies under the file afile$"):
+        Store("afile/x.json").summaries()
+    assert Path("afile").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("how", WRITES)
+def test_a_store_under_a_dangling_link_or_linked_under_a_file_says_so(tmp_path, make_run, clock, monkeypatch, how):
+    monkeypatch.chdir(tmp_path)
+    Path("afile").write_text("")
+    Path("gone").symlink_to("nowhere/folder")
+    Path("linked.json").symlink_to(tmp_path / "afile" / "x.json")
+    with pytest.raises(PsykError, match="^cannot write store gone/x.json: it lies under gone, a link to the "
+                                        "missing nowhere/folder$"):
+        _write_with(how, Store("gone/x.json"), make_run, tmp_path, clock)
+    with pytest.raises(PsykError, match=f"^cannot write store linked.json: it links to {tmp_path}/afile/x.json, "
+                                        f"which lies under the file {tmp_path}/afile$"):
+        _write_with(how, Store("linked.json"), make_run, tmp_path, clock)
+    made = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("other.json"))
+    assert made == ["afile", "gone", "linked.json"]
+
+
+def test_a_lock_that_is_no_file_is_named(tmp_path, make_run):
+    path = tmp_path / "store.json"
+    (tmp_path / "store.json.lock").mkdir()
+    with pytest.raises(PsykError, match=f"^cannot write store {path}: its lock {path}.lock is not a file$"):
+        Store(path).add_run(make_run())
+    assert not path.exists()
