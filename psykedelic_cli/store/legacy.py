@@ -664,8 +664,9 @@ def _claimed(group: _Group, placed: dict[str, _Placed], charts: Sequence[str], r
     return None
 
 
-def _build_group(group: _Group, file: Path) -> list[_Built]:
-    """The runs of one (key, threshold), as the module docstring describes."""
+def _build_group(group: _Group, file: Path, now: datetime | None) -> list[_Built]:
+    """The runs of one (key, threshold), as the module docstring describes; ``now`` (default:
+    the clock) stamps their ids and times."""
     runs = group.run_count()
     converted = [_run_results(group, index) for index in range(runs)]  # validates eig_stats before it is used
     placements = _place_sub_keyed(group, runs)
@@ -708,7 +709,7 @@ def _build_group(group: _Group, file: Path) -> list[_Built]:
             compare=[m for m in compared if m != BASELINE] or None,
             threshold=float(group.threshold) if group.threshold is not None else None,
         )
-        doc = new_run_document(config, source="legacy")
+        doc = new_run_document(config, source="legacy", now=now)
         doc.update(status="completed", finished_at=doc["created_at"], results=results)
         doc["legacy"] = {
             "file": file.name, "key": group.key, "threshold": group.threshold, "index": index,
@@ -733,7 +734,9 @@ def _digest(built: _Built) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _place_per_threshold(key: str, entries: list[tuple[_Path, dict]], runs: list[_Built], file: Path) -> list[_Built]:
+def _place_per_threshold(
+    key: str, entries: list[tuple[_Path, dict]], runs: list[_Built], file: Path, now: datetime | None
+) -> list[_Built]:
     """Give each pruning_per_threshold entry of ``key`` to its run (see the module docstring);
     returns the runs made for entries that fit none."""
     runs = sorted(runs, key=_threshold_order)
@@ -749,7 +752,7 @@ def _place_per_threshold(key: str, entries: list[tuple[_Path, dict]], runs: list
                     lambda e, r: _curve_agrees(curves[e], at(e, runs[r].doc["config"]["threshold"]), shares[r]))
     for position, ((_, entry), curve, (run, by)) in enumerate(zip(entries, curves, placed)):
         if run is None:
-            target = _build_group(_Group(key, None), file)[0]
+            target = _build_group(_Group(key, None), file, now)[0]
             target.doc["legacy"]["index"] = position
             extra.append(target)
             by = POSITION
@@ -761,9 +764,12 @@ def _place_per_threshold(key: str, entries: list[tuple[_Path, dict]], runs: list
     return extra
 
 
-def read_legacy(file: str | Path, progress: Callable[[int, int], None] | None = None) -> list[dict]:
+def read_legacy(
+    file: str | Path, progress: Callable[[int, int], None] | None = None, *, now: datetime | None = None
+) -> list[dict]:
     """The runs of one ``experiments.json``, fully validated (PsykError with the JSON path
-    of the first problem). ``progress(done, total)`` is called after each group of runs is built."""
+    of the first problem). ``progress(done, total)`` is called after each group of runs is built;
+    ``now`` (an aware datetime; default: the clock) stamps the runs' ids and times."""
     file = Path(file)
     try:
         data = json.loads(file.read_bytes())
@@ -778,13 +784,13 @@ def read_legacy(file: str | Path, progress: Callable[[int, int], None] | None = 
     by_key: dict[str, list[_Built]] = defaultdict(list)
     built: list[_Built] = []
     for group in groups.values():
-        runs = _build_group(group, file)
+        runs = _build_group(group, file, now)
         by_key[group.key] += runs
         built += runs
         if progress:
             progress(min(len(built), total), total)
     for key, entries in per_threshold.items():
-        extra = _place_per_threshold(key, entries, by_key[key], file)
+        extra = _place_per_threshold(key, entries, by_key[key], file, now)
         by_key[key] += extra
         built += extra
     for key, charts in unknown.items():
@@ -833,8 +839,8 @@ def import_legacy(
     """Import every run of ``files`` in one write; runs already imported (same digest) are
     skipped, and a run imported by an earlier psyk's rules is replaced by its corrected
     import (keeping its id). Every file is validated before anything is written. ``now``
-    (default: the clock) stamps the imported runs."""
-    docs = [doc for file in files for doc in read_legacy(file, progress)]
+    (default: the clock) stamps the imported runs and their ids."""
+    docs = [doc for file in files for doc in read_legacy(file, progress, now=now)]
     outcome = ImportOutcome()
     with store.storage.transaction() as transaction:
         seen = {(entry.summary.get("legacy") or {}).get("digest") for entry in transaction.entries}

@@ -440,6 +440,17 @@ def test_import_is_idempotent(tmp_path, legacy_experiments):
     assert grown.imported[0]["legacy"]["index"] == 3
 
 
+def test_now_stamps_the_ids_of_imported_runs_too(tmp_path, legacy_experiments, clock):
+    now = clock()
+    source = _write(tmp_path, legacy_experiments)
+    assert {doc["id"][:15] for doc in read_legacy(source, now=now)} == {f"{now:%Y%m%dT%H%M%S}"}
+    store = Store(tmp_path / "store.json")
+    outcome = import_legacy(store, [source], now=now)
+    stamped = {(run["id"][:15], run["created_at"], run["updated_at"]) for run in store.runs()}
+    assert len(outcome.imported) == 6
+    assert stamped == {(f"{now:%Y%m%dT%H%M%S}", "2026-01-15T12:00:00.000+00:00", "2026-01-15T12:00:00.000+00:00")}
+
+
 def test_imported_runs_read_back_with_all_numbers(tmp_path, legacy_experiments):
     store = Store(tmp_path / "store.json")
     import_legacy(store, [_write(tmp_path, legacy_experiments)])
