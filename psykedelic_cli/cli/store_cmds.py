@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -68,6 +69,16 @@ def _print_whole(table: Table) -> None:
     # At its natural width: squeezing into a narrow terminal (or rich's 80 columns for a
     # pipe) would cut run ids, paths and numbers.
     Console(width=WIDE).print(table)
+
+
+def _print_fitted(table: Table) -> None:
+    """``table`` in the terminal's width, or where rich would drop or cut columns to fit it,
+    in the least width that keeps every column whole (the terminal then wraps its lines)."""
+    needed = Measurement.get(console, console.options.update(max_width=WIDE), table).minimum
+    if needed <= console.width:
+        console.print(table)
+    else:
+        Console(width=needed, file=console.file, color_system=console.color_system).print(table)
 
 
 def _now() -> datetime:
@@ -159,8 +170,8 @@ def list_experiments(
     Columns: id, date, status, model, dataset, modes (trained + compared), threshold,
     L1 penalty, seed, accuracy and compression ratio (of the final model, else of the
     trained mode in the comparison, else of the unpruned baseline). A running run whose
-    process is gone shows as "running (stale: …)" (the CSV's stale column says why); see
-    psyk mark-stale.
+    process is gone shows as "running (stale: …)" (the stale field of the CSV and the
+    JSON says why); see psyk mark-stale.
 
     Example: [bold]psyk list-experiments --dataset cifar10 --status completed[/bold]
 
@@ -169,7 +180,8 @@ def list_experiments(
     store = Store(store_path(ctx))
     filters = {"status": status, "dataset": dataset, "model": model, "mode": mode}
     if output is ListFormat.json:
-        typer.echo(json.dumps(store.runs(**filters), indent=2))
+        now = _now()
+        typer.echo(json.dumps([_with_liveness(doc, now) for doc in store.runs(**filters)], indent=2))
         return
     summaries = store.summaries(**filters)
     stale = stale_runs(store, now=_now()) if any(s["status"] == "running" for s in summaries) else {}
@@ -183,6 +195,12 @@ def list_experiments(
         console.print(_list_table(summaries, store.path, stale), soft_wrap=True, highlight=False, end="")
     else:
         console.print(f"no runs in {store.path}" + (" match" if any(filters.values()) else ""))
+
+
+def _with_liveness(doc: dict, now: datetime) -> dict:
+    """The run document as JSON output shows it: with ``"stale"``, why a running run counts
+    as stale (:func:`~psykedelic_cli.store.liveness.stale_reason`), else null."""
+    return {**doc, "stale": stale_reason(doc, now=now)}
 
 
 def _describe_result(kind: str, value) -> str:
@@ -216,39 +234,52 @@ def show(
         ShowFormat, typer.Option("--format", "-f", help="Rich tables, or the run document as JSON.")
     ] = ShowFormat.table,
 ) -> None:
-    """One run: its config and a summary of its results.
+    """One run: its config, its error or warnings, and a summary of its results.
+
+    A running run whose process is gone shows as "running (stale: …)" (in JSON, its
+    stale field says why; null for any other run).
 
     Example: [bold]psyk show 20261126T0112[/bold]
     """
-    doc = Store(store_path(ctx)).get_run(run)
+    doc = _with_liveness(Store(store_path(ctx)).get_run(run), _now())
     if output is ShowFormat.json:
         typer.echo(json.dumps(doc, indent=2))
         return
-    status = _shown_status(doc.get("status"), stale_reason(doc, now=_now()))
-    console.print(f"[bold]run {doc['id']}[/bold]  {status}  (source {doc.get('source')})", markup=True)
+    status = _shown_status(doc.get("status"), doc["stale"])
+    console.print(Text.assemble((f"run {doc['id']}", "bold"), f"  {status}  (source {doc.get('source')})"))
     host = doc.get("host") or {}
     pid = f", pid {host['pid']}" if host.get("pid") is not None else ""
     console.print(
         f"created {_date(doc.get('created_at'))}, finished {_date(doc.get('finished_at'))} UTC"
         f" on {host.get('hostname', '—')}{pid} ({host.get('platform', '—')})"
     )
+    # Text, not markup: an error or a path may hold square brackets.
     if doc.get("error"):
-        console.print(f"[red]error:[/red] {doc['error']}", markup=True)
-    config = Table(title="config", box=box.SIMPLE_HEAD, pad_edge=False, show_header=False)
-    config.add_column("field")
-    config.add_column("value")
-    for name, value in (doc.get("config") or {}).items():
-        config.add_row(name, ", ".join(map(str, value)) if isinstance(value, list) else _plain(value))
-    console.print(config)
+        console.print(Text.assemble(("error: ", "red"), str(doc["error"])))
+    for warning in doc.get("warnings") or []:
+        console.print(Text.assemble(("warning: ", "yellow"), str(warning)))
+    config = {
+        name: ", ".join(map(str, value)) if isinstance(value, list) else _plain(value)
+        for name, value in (doc.get("config") or {}).items()
+    }
+    console.print(_field_table("config", config))
     results = doc.get("results") or {}
-    kinds = Table(title="results", box=box.SIMPLE_HEAD, pad_edge=False, show_header=False)
-    kinds.add_column("kind")
-    kinds.add_column("holds")
-    for kind in [k for k in RESULT_KINDS if k in results] + [k for k in results if k not in RESULT_KINDS]:
-        kinds.add_row(kind, _describe_result(kind, results[kind]))
-    console.print(kinds if results else "no results yet")
+    kinds = [k for k in RESULT_KINDS if k in results] + [k for k in results if k not in RESULT_KINDS]
+    described = {kind: _describe_result(kind, results[kind]) for kind in kinds}
+    console.print(_field_table("results", described) if results else "no results yet")
     if results.get("performance"):
-        console.print(performance_table(doc))
+        _print_fitted(performance_table(doc))
+
+
+def _field_table(title: str, rows: dict[str, str]) -> Table:
+    """Names and values: the names whole, a value folded onto more lines where the terminal
+    is too narrow for it (never cut short)."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, show_header=False)
+    table.add_column("name", no_wrap=True, min_width=max(map(len, rows), default=0))
+    table.add_column("value", overflow="fold")
+    for name, value in rows.items():
+        table.add_row(name, Text(value))
+    return table
 
 
 @app.command()

@@ -123,7 +123,67 @@ def test_show(store_file):
     weight = next(line for line in text.splitlines() if line.strip().startswith("weight (trained)"))
     assert weight.split()[2:5] == ["93.00%", "30.00%", "0.2790"]
     doc = json.loads(psyk(store_file, "show", "20261126T020000-bbbbbb", "--format", "json").stdout)
-    assert doc == Store(store_file).get_run("20261126T020000-bbbbbb")
+    assert doc == {**Store(store_file).get_run("20261126T020000-bbbbbb"), "stale": None}
+
+
+def _field_rows(text: str, title: str) -> dict[str, str]:
+    """A ``show`` table of names and values as printed: each value joined from its folded lines."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == title) + 2
+    rows: dict[str, str] = {}
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        if line.startswith("  "):
+            rows[list(rows)[-1]] += line.strip()
+        else:
+            name, value = line.strip().split(maxsplit=1)
+            rows[name] = value.strip()
+    return rows
+
+
+@pytest.mark.parametrize("columns", [40, 80])
+def test_show_cuts_no_value_short_at_any_width(tmp_path, columns):
+    path = tmp_path / "psyk-store.json"
+    doc = _run("20261126T020000-bbbbbb", loss="categorical_crossentropy", contribution_threshold=0.001,
+               init=str(tmp_path / "initial-weights" / "microresnet20-seed0.weights.h5"))
+    doc["warnings"] = [f"{tmp_path}/outputs/model.keras was not written (No space left on device)"]
+    Store(path).add_run(doc)
+    result = CliRunner().invoke(app, ["--store", str(path), "show", "20261126T02"], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.stdout
+    shown = _field_rows(result.stdout, "config")
+    assert shown["loss"] == "categorical_crossentropy" and shown["contribution_threshold"] == "0.001"
+    assert shown["init"] == doc["config"]["init"] and shown["compare"] == "det, weight"
+    assert list(shown) == list(doc["config"])
+    assert _field_rows(result.stdout, "results") == {"performance": "3 modes"}
+    warning = result.stdout[result.stdout.index("warning: "):result.stdout.index("config")]
+    assert "".join(warning.split()) == "warning:" + "".join(doc["warnings"][0].split())
+    table = result.stdout[result.stdout.index("performance per mode"):]
+    for cell in ("None", "(unpruned)", "det", "weight", "(trained)", "93.00%", "30.00%", "0.2790", "1,000", "700"):
+        assert cell in table.split(), cell
+
+
+def test_show_prints_errors_and_warnings_verbatim(store_file):
+    Store(store_file).update_run("20261126T03", error="OSError: [Errno 28] No space left on device [bold]x[/bold]",
+                                 warnings=["out/[run]/model.keras was not written (disk full)", "second"])
+    result = psyk(store_file, "show", "20261126T03")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "error: OSError: [Errno 28] No space left on device [bold]x[/bold]" in lines
+    assert [line for line in lines if line.startswith("warning: ")] == [
+        "warning: out/[run]/model.keras was not written (disk full)", "warning: second"]
+    assert "warning" not in psyk(store_file, "show", "20261126T02").stdout
+
+
+@pytest.mark.parametrize("columns", [40, 80])
+def test_list_table_cuts_nothing_at_any_width(store_file, columns):
+    result = CliRunner().invoke(app, ["--store", str(store_file), "list-experiments"], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.stdout
+    line = next(line for line in result.stdout.splitlines() if "20261126T020000-bbbbbb" in line)
+    assert line.split() == ["20261126T020000-bbbbbb", "2026-11-26", "02:00", "completed", "MicroResNet20", "cifar10",
+                            "weight", "+2", "1e-04", "1e-04", "1", "93.00%", "30.00%"]
 
 
 def test_show_unknown_and_ambiguous(store_file):
@@ -171,6 +231,10 @@ def test_mark_stale_asks_first_and_leaves_live_runs(tmp_path):
     assert "running (stale: process gone)" in gone_line and "stale" not in live_line
     rows = list(csv.DictReader(io.StringIO(psyk(store, "list-experiments", "-f", "csv").stdout)))
     assert [(row["status"], row["stale"]) for row in rows] == [("running", "process gone"), ("running", "")]
+    docs = json.loads(psyk(store, "list-experiments", "-f", "json").stdout)
+    assert [(doc["id"], doc["stale"]) for doc in docs] == [(gone["id"], "process gone"), (live["id"], None)]
+    assert json.loads(psyk(store, "show", "20261126T01", "-f", "json").stdout)["stale"] == "process gone"
+    assert json.loads(psyk(store, "show", "20261126T02", "-f", "json").stdout)["stale"] is None
     declined = psyk(store, "mark-stale", input="n\n")
     assert declined.exit_code == 1 and "aaaaaa" in declined.stdout and "bbbbbb" not in declined.stdout
     assert Store(store).get_run("20261126T01")["status"] == "running"
@@ -260,6 +324,21 @@ def test_import_legacy_malformed_is_one_line_and_writes_nothing(tmp_path):
     assert not store.exists()
     missing = psyk(store, "import-legacy", str(tmp_path / "nowhere.json"))
     assert missing.exit_code == 2 and "no legacy file" in missing.stderr
+
+
+def test_a_store_under_a_file_is_one_line_naming_the_file(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder\n")
+    store = afile / "x.json"
+    other = tmp_path / "other.json"
+    Store(other).add_run(_run("20261127T000000-dddddd"))
+    for command in (["import-legacy", str(_legacy_file(tmp_path))], ["merge", str(other)], ["list-experiments"]):
+        result = subprocess.run([str(Path(sys.executable).with_name("psyk")), "--store", str(store), *command],
+                                capture_output=True, text=True)
+        verb = "read" if command == ["list-experiments"] else "write"
+        assert (result.returncode, result.stderr) == (
+            2, f"psyk: error: cannot {verb} store {store}: it lies under the file {afile}\n"), command
+    assert afile.read_text() == "not a folder\n"
 
 
 def test_store_commands_import_no_tensorflow():
