@@ -175,3 +175,10 @@ def group_stem(fields: Sequence[str], values: Sequence[object]) -> str:
     return "_".join(
         format_value(v) if f in _PLAIN_STEM_FIELDS else f"{f}-{format_value(v)}" for f, v in zip(fields, values)
     )
+
+
+def nothing_compared(modes: Sequence[str] | None, what: str) -> NothingFound:
+    """The NothingFound of a report whose matching runs hold no ``what`` (for ``modes``, when given)."""
+    if modes:
+        return NothingFound(f"no matching run has {what} for the mode(s) {', '.join(modes)}")
+    return NothingFound(f"no matching run has {what}")

@@ -11,13 +11,13 @@ from __future__ import annotations
 from functools import partial
 from typing import Sequence
 
-from psykedelic_cli.errors import NothingFound
 from psykedelic_cli.reports import charts
 from psykedelic_cli.reports.aggregate import (
     Stat,
     group_by_config,
     group_stem,
     group_title,
+    nothing_compared,
     runs_with,
     settings_text,
     summarize,
@@ -87,7 +87,7 @@ def history_report(runs: Sequence[dict], *, modes: Sequence[str] | None = None) 
             )
         )
     if not tables:
-        raise NothingFound(f"no matching run compared the mode(s) {', '.join(modes or ())} in its history")
+        raise nothing_compared(modes, "a history")
     return Report(
         name="history",
         record_fields=("dataset", "model", "category", "epoch", "mode", *splits),

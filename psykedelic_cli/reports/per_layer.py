@@ -14,13 +14,13 @@ from typing import Sequence
 
 import numpy as np
 
-from psykedelic_cli.errors import NothingFound
 from psykedelic_cli.reports import charts
 from psykedelic_cli.reports.aggregate import (
     Stat,
     group_by_config,
     group_stem,
     group_title,
+    nothing_compared,
     ragged_matrix,
     runs_with,
     settings_text,
@@ -96,7 +96,7 @@ def per_layer_report(runs: Sequence[dict], *, modes: Sequence[str] | None = None
             Chart(f"per_layer_{stem}_overview", partial(draw_overview, title, stats)),
         ]
     if not tables:
-        raise NothingFound(f"no matching run compared the mode(s) {', '.join(modes or ())}")
+        raise nothing_compared(modes, "per-layer results")
     return Report(
         name="per_layer",
         record_fields=("dataset", "model", "layer_index", "layer", "measure", "mode", *splits),

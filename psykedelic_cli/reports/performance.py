@@ -11,7 +11,6 @@ from __future__ import annotations
 from functools import partial
 from typing import Sequence
 
-from psykedelic_cli.errors import NothingFound
 from psykedelic_cli.reports import charts
 from psykedelic_cli.reports.aggregate import (
     Stat,
@@ -20,6 +19,7 @@ from psykedelic_cli.reports.aggregate import (
     group_stem,
     group_title,
     natural_key,
+    nothing_compared,
     runs_with,
     settings_text,
     summarize,
@@ -57,7 +57,7 @@ def aggregate_performance(
             for category in CATEGORIES
         }
     if not aggregated:
-        raise NothingFound(f"no matching run compared the mode(s) {', '.join(modes or ())}")
+        raise nothing_compared(modes, "performance results")
     return aggregated
 
 

@@ -146,7 +146,7 @@ def test_mode_selects_the_compared_modes(store):
     assert {r["mode"] for r in got} == {"det"}
     result = psyk(store, "per-layer", "--mode", "spectral_norm")
     assert result.exit_code == 1
-    assert result.stderr == "psyk: error: no matching run compared the mode(s) spectral_norm\n"
+    assert result.stderr == "psyk: error: no matching run has per-layer results for the mode(s) spectral_norm\n"
 
 
 def test_no_matching_run_is_one_line_and_exit_1(store):

@@ -69,3 +69,12 @@ def test_runs_with_keeps_runs_holding_the_result_kind(make_run):
     assert [r["id"] for r in runs_with(runs, "eig_stats")] == ["a"]
     with pytest.raises(NothingFound, match="no matching run has set analysis results"):
         runs_with(runs, "set_analysis")
+
+
+def test_nothing_compared_names_the_modes_only_when_there_are_some():
+    from psykedelic_cli.reports.aggregate import nothing_compared
+
+    assert str(nothing_compared(["det", "weight"], "a history")) == (
+        "no matching run has a history for the mode(s) det, weight")
+    assert str(nothing_compared(None, "per-layer results")) == "no matching run has per-layer results"
+    assert nothing_compared([], "x").exit_code == 1
