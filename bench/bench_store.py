@@ -140,7 +140,7 @@ def run() -> None:
                 "psyk list-experiments (whole command)", lambda: _psyk("list-experiments", store=path), 5,
                 "≤ 2× and < 2 s",
             ),
-            ("psyk show RUN (whole command)", lambda: _psyk("show", probe[:18], store=path), 5, "≪ 1×"),
+            ("psyk show RUN (whole command)", lambda: _psyk("show", probe, store=path), 5, "≪ 1×"),
             ("Store.summaries() (list's read)", store.summaries, 5, "≪ 1×"),
             ("Store.add_run (one more run, fsynced)", lambda: store.add_run(resnet32_run(rng, RUNS)), 3, "≪ 1×"),
             (
