@@ -28,7 +28,7 @@ def figures_table(title: str, rows: list[dict]) -> Table:
     """Rows of ``{"figure", "ours", "baseline", "ratio", "goal", "verdict"}`` as a rich table."""
     table = Table(title=title)
     for col in ("figure", "ours", "baseline", "ratio", "goal", "verdict"):
-        table.add_column(col, justify="left" if col == "figure" else "right")
+        table.add_column(col, justify="left" if col == "figure" else "right", overflow="fold")
     for row in rows:
         table.add_row(*(str(row.get(col, "")) for col in ("figure", "ours", "baseline", "ratio", "goal", "verdict")))
     return table
