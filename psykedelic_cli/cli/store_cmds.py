@@ -296,14 +296,19 @@ def delete(
     store = Store(store_path(ctx))
     ids = sorted({store.get_run(run, kinds=())["id"] for run in runs})
     if not yes:
-        try:
-            confirmed = typer.confirm(f"Delete {len(ids)} run(s) ({', '.join(ids)}) from {store.path}?")
-        except typer.Abort:
-            raise PsykError("no confirmation could be read: pass --yes to delete without asking") from None
-        if not confirmed:
-            raise PsykError("nothing deleted", exit_code=1)
+        _confirm(f"Delete {len(ids)} run(s) ({', '.join(ids)}) from {store.path}?", "delete", "deleted")
     deleted = store.delete_runs(ids)
     console.print(f"deleted {deleted} run(s) from {store.path}")
+
+
+def _confirm(question: str, verb: str, done: str) -> None:
+    """Ask ``question``; PsykError when no answer can be read (exit 2: pass --yes) or it is no (exit 1)."""
+    try:
+        confirmed = typer.confirm(question)
+    except typer.Abort:
+        raise PsykError(f"no confirmation could be read: pass --yes to {verb} without asking") from None
+    if not confirmed:
+        raise PsykError(f"nothing {done}", exit_code=1)
 
 
 @app.command("mark-stale")
@@ -333,12 +338,7 @@ def mark_stale_command(
     for run_id, reason in sorted(stale.items()):
         console.print(f"{run_id}  running (stale: {reason})", highlight=False)
     if not yes:
-        try:
-            confirmed = typer.confirm(f"Mark {len(stale)} run(s) in {store.path} as interrupted?")
-        except typer.Abort:
-            raise PsykError("no confirmation could be read: pass --yes to mark without asking") from None
-        if not confirmed:
-            raise PsykError("nothing marked", exit_code=1)
+        _confirm(f"Mark {len(stale)} run(s) in {store.path} as interrupted?", "mark", "marked")
     marked = mark_stale(store, sorted(stale), now=_now(), silent_after=silent_after)
     console.print(f"marked {len(marked)} run(s) interrupted in {store.path}")
 
