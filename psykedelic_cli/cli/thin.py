@@ -12,7 +12,7 @@ from rich.table import Table
 from psykedelic_cli.cli.app import app
 from psykedelic_cli.cli.common import console, import_tensorflow
 from psykedelic_cli.errors import PsykError
-from psykedelic_cli.outputs import check_model_output, replacing
+from psykedelic_cli.outputs import check_model_output
 
 
 def _check_request(model: Path, output: Path) -> None:
@@ -95,12 +95,11 @@ def thin(
     """
     _check_request(model, output)
     import_tensorflow()
-    from psykedelic_cli.models.surgery import load_model
+    from psykedelic_cli.models.surgery import load_model, save_model
     from psykedelic_cli.models.thinning import thin_model
 
     thinned, report = thin_model(load_model(model))
-    with replacing(output) as temporary:
-        thinned.save(temporary)
+    save_model(thinned, output, keep_masks=True)  # plain already: written as it is, whole or not at all
     report = {"source": str(model), "output": str(output), **report}
     if json_output:
         typer.echo(json.dumps(report, indent=2))

@@ -135,7 +135,7 @@ def _kernel_writes(layer, kernel: np.ndarray) -> list[tuple[object, np.ndarray]]
     return writes
 
 
-def _has_lora(model) -> bool:
+def has_lora(model) -> bool:
     return any(isinstance(layer, keras.layers.Conv2D) and layer.lora_enabled for layer in layer_paths(model).values())
 
 
@@ -426,7 +426,7 @@ def merge_lora(model) -> keras.Model:
     Only a Conv2D subclass of another package keeps LoRA on (merged, B = 0), and
     LoRA on other layers (Dense) is left as it is. The copy is not compiled.
     """
-    return _rewritten_copy(model, keep_masks=True) if _has_lora(model) else model
+    return _rewritten_copy(model, keep_masks=True) if has_lora(model) else model
 
 
 def _own_weights(layer) -> list:
@@ -619,7 +619,6 @@ def save_model(model, path, *, keep_masks: bool = False) -> None:
     path = Path(path)
     if path.suffix != ".keras":
         raise PsykError(f"a model is saved as a .keras file, got {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     saved = merge_lora(model) if keep_masks else strip_masks(model)
     with replacing(path) as temporary:
         saved.save(temporary)

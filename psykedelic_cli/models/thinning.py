@@ -36,7 +36,7 @@ import numpy as np
 
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.models.layers import MicroConv2D
-from psykedelic_cli.models.surgery import conv_layer_paths, layer_paths, strip_masks
+from psykedelic_cli.models.surgery import conv_layer_paths, has_lora, layer_paths, strip_masks
 
 _CHANNELWISE_NAMES = (
     "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "ELU", "Dropout", "SpatialDropout2D",
@@ -407,7 +407,8 @@ def _channel_weights(layer, mask: np.ndarray) -> list[np.ndarray]:
 
 
 def _functional(model) -> keras.Model:
-    if any(isinstance(layer, MicroConv2D) for layer in layer_paths(model).values()):
+    # Masks stripped and LoRA factors merged: plain layers whose kernels are the effective ones.
+    if has_lora(model) or any(isinstance(layer, MicroConv2D) for layer in layer_paths(model).values()):
         model = strip_masks(model)
     if isinstance(model, keras.Sequential):
         if not model.built or not model.inputs:

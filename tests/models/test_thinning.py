@@ -411,3 +411,22 @@ def test_subclassed_model_is_refused():
     net(np.zeros((1, 8, 8, 3), "float32"))
     with pytest.raises(PsykError, match="subclassed Net; psyk thin needs a Functional or Sequential model"):
         thin_model(net)
+
+
+def test_a_lora_enabled_conv_is_thinned_on_its_effective_kernel():
+    keras.utils.set_random_seed(12)
+    inputs = keras.Input((8, 8, 3))
+    conv = keras.layers.Conv2D(4, 3, padding="same", activation="relu", use_bias=False, lora_rank=2, name="conv")
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(conv(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(x), name="lora_cnn")
+    # Filter 1 dead in the effective kernel: base zero there, and B's column 1 zero.
+    base = keras.ops.convert_to_numpy(conv._kernel).copy()
+    base[..., 1] = 0
+    conv._kernel.assign(base)
+    factor = np.random.default_rng(0).normal(size=conv.lora_kernel_b.shape).astype("float32")
+    factor[:, 1] = 0
+    conv.lora_kernel_b.assign(factor)
+    thinned, report = thin_model(model)
+    _assert_same_predictions(model, thinned)
+    assert _rows(report)["conv"]["filters_after"] == 3
+    assert not thinned.get_layer("conv").lora_enabled and "conv" not in {u["layer"] for u in report["untouched"]}
