@@ -37,7 +37,7 @@ def learning_curve_chart(run: dict, path: Path) -> Path:
         ax.legend(fontsize=8, loc="best")
     config = run.get("config", {})
     fig.suptitle(f"{config.get('model')} on {config.get('dataset')}, mode {config.get('mode')}: learning curve")
-    fig.savefig(path, dpi=120)
+    _save(fig, path)
     return path
 
 
@@ -66,5 +66,13 @@ def per_layer_chart(run: dict, path: Path) -> Path:
     config = run.get("config", {})
     fig.suptitle(f"{config.get('model')} on {config.get('dataset')}, mode {config.get('mode')}: parameters per layer",
                  fontsize=10)
-    fig.savefig(path, dpi=120)
+    _save(fig, path)
     return path
+
+
+def _save(fig, path: Path) -> None:
+    """Write ``fig`` to ``path`` whole or not at all (the format from the suffix)."""
+    from psykedelic_cli.outputs import replacing
+
+    with replacing(path) as temporary:
+        fig.savefig(temporary, dpi=120)

@@ -68,8 +68,11 @@ def compare_modes(
     rate: float,
     seed: int | None,
     on_mode: Callable[[str], None] | None = None,
+    statistics: dict | None = None,
 ) -> dict:
     """``{"performance": {mode: row}, "pruning_per_layer": {mode: layers}}`` with the "None" baseline.
+
+    ``statistics`` (``layer_statistics`` of the current kernels) spares computing them again.
 
     Every mode prunes a copy of the current masks; the model's kernels and masks are
     restored exactly after each one. Per-layer rows name each Conv2D by its path in the
@@ -78,7 +81,8 @@ def compare_modes(
     """
     from psykedelic_cli.models.surgery import compute_masks, layer_statistics, parameter_report, set_masks, trial_masks
 
-    statistics = layer_statistics(model)  # the kernels stay unchanged between modes: compute once
+    if statistics is None:  # the kernels stay unchanged between modes: compute once
+        statistics = layer_statistics(model)
     baseline_metrics = evaluate(model)
     baseline_report = parameter_report(model)
     performance = {BASELINE: performance_row(baseline_metrics, baseline_report, None)}

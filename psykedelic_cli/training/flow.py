@@ -26,6 +26,7 @@ from psykedelic_cli.models.surgery import (
     load_model,
     parameter_report,
     prune_model,
+    save_model,
     set_l1_penalty,
     transfer_weights,
 )
@@ -96,7 +97,7 @@ def conv_kernels(model) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return [(path, effective_kernel(layer), masks[path]) for path, layer in conv_layer_paths(model).items()]
 
 
-def compare_configured_modes(model, evaluate, config, on_mode=None) -> dict:
+def compare_configured_modes(model, evaluate, config, on_mode=None, statistics=None) -> dict:
     """``compare_modes`` with the modes and pruning parameters of ``config``."""
     return compare_modes(
         model,
@@ -107,6 +108,7 @@ def compare_configured_modes(model, evaluate, config, on_mode=None) -> dict:
         rate=config.rate,
         seed=config.seed,
         on_mode=on_mode,
+        statistics=statistics,
     )
 
 
@@ -306,7 +308,7 @@ def write_artifacts(config: TrainConfig, model, run: dict) -> list[str]:
     """
     if config.out_dir is None:
         return []
-    from psykedelic_cli.outputs import os_error_text, replacing
+    from psykedelic_cli.outputs import os_error_text
     from psykedelic_cli.training.charts import learning_curve_chart, per_layer_chart
 
     folder = Path(config.out_dir) / run["id"]
@@ -315,7 +317,7 @@ def write_artifacts(config: TrainConfig, model, run: dict) -> list[str]:
         "per_layer.png": lambda path: per_layer_chart(run, path),
     }
     if config.save_model:
-        files["model.keras"] = model.save
+        files["model.keras"] = lambda path: save_model(model, path, keep_masks=True)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -323,8 +325,7 @@ def write_artifacts(config: TrainConfig, model, run: dict) -> list[str]:
     warnings = []
     for name, write in files.items():
         try:
-            with replacing(folder / name) as temporary:
-                write(temporary)
+            write(folder / name)  # each writer writes its file whole or not at all
         except Exception as exc:  # a file must never cost the trained run
             reason = os_error_text(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
             warnings.append(f"{folder / name} was not written ({reason.splitlines()[0]})")

@@ -104,15 +104,17 @@ def check_model_for_dataset(model, dataset, model_file: Path) -> None:
         raise PsykError(f"model {model_file} outputs {scores[0]} classes, but {dataset.name} has {classes}")
 
 
-def check_modes_apply(model, config: RecordConfig) -> None:
+def check_modes_apply(model, config: RecordConfig) -> dict:
     """PsykError if a compared mode cannot run on ``model`` (NaN or infinite weights, no layer the mode
-    applies to); computes each mode's masks without applying them."""
+    applies to); computes each mode's masks without applying them. Returns the kernel statistics
+    (``layer_statistics``), for the comparison to reuse."""
     from psykedelic_cli.models.surgery import compute_masks, layer_statistics
 
     statistics = layer_statistics(model)
     for mode in config.compare:
         compute_masks(model, mode, threshold=config.threshold, contribution_threshold=config.contribution_threshold,
                       rate=config.rate, seed=config.seed, statistics=statistics)
+    return statistics
 
 
 def record_model(model_file: Path, config: RecordConfig, store_file: Path, *, err_console: Console) -> dict:
@@ -134,7 +136,7 @@ def record_model(model_file: Path, config: RecordConfig, store_file: Path, *, er
     model = load_model(model_file)
     dataset = _load(config)
     check_model_for_dataset(model, dataset, model_file)
-    check_modes_apply(model, config)
+    statistics = check_modes_apply(model, config)
     timer = PhaseTimer()
     with timer("kernel_analysis"):
         results = kernel_analysis(conv_kernels(model), config.threshold)
@@ -149,7 +151,7 @@ def record_model(model_file: Path, config: RecordConfig, store_file: Path, *, er
             def on_mode(mode: str) -> None:
                 progress.update(task, advance=1, metrics=mode)
 
-            results.update(compare_configured_modes(model, evaluate, config, on_mode))
+            results.update(compare_configured_modes(model, evaluate, config, on_mode, statistics))
         results["timings"] = timer.seconds
     except BaseException as exc:
         status, error = run_outcome(exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -11,13 +12,17 @@ from psykedelic_cli.store import Store
 
 
 def test_a_chart_that_cannot_be_written_leaves_a_completed_run_with_a_warning(tmp_path, monkeypatch, tiny_args):
-    import psykedelic_cli.training.charts as charts
+    from matplotlib.figure import Figure
 
-    def disk_full(run, path):
-        path.write_bytes(b"half a chart")
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    savefig = Figure.savefig
 
-    monkeypatch.setattr(charts, "per_layer_chart", disk_full)
+    def disk_full_for_the_per_layer_chart(figure, path, *args, **kwargs):
+        if "per_layer" in str(path):
+            Path(path).write_bytes(b"half a chart")
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return savefig(figure, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", disk_full_for_the_per_layer_chart)
     store, out = tmp_path / "store.json", tmp_path / "out"
     result = CliRunner().invoke(app, ["--store", str(store), "train", *tiny_args, "--stop-after-pruning",
                                       "--save-model", "--out-dir", str(out)])
