@@ -72,7 +72,7 @@ def option_parameters(config_class: type) -> list[inspect.Parameter]:
     return parameters
 
 
-def option_values(ctx: typer.Context, options: dict, config_class: type, file_values: dict) -> dict:
+def option_values(ctx: typer.Context, options: dict, file_values: dict) -> dict:
     """The value of every option: the command line (or its environment variable) first, then
     the ``--config`` file, then the field's default (``None`` for a list not given)."""
     values = {}
@@ -108,7 +108,7 @@ def train(ctx: typer.Context, **options) -> None:
 
     config_file = options.pop("config")
     file_values = read_config_file(config_file, TrainConfig) if config_file is not None else {}
-    values = option_values(ctx, options, TrainConfig, file_values)
+    values = option_values(ctx, options, file_values)
     repeated = {name: values.pop(name) for name in ("mode", "l1_penalty", "seed")}
     baseline = values.pop("baseline")
     defaults = TrainConfig()
@@ -155,7 +155,7 @@ def record(ctx: typer.Context, model: Path, **options) -> None:
     """Analyse a trained model without training: the kernel analysis and the comparison, recorded as a run."""
     if not model.is_file():
         raise PsykError(f"model file not found: {model}")
-    config = _config(RecordConfig, option_values(ctx, options, RecordConfig, {})).validate()
+    config = _config(RecordConfig, options).validate()
     import_tensorflow()
     from psykedelic_cli.training.session import record_model
 

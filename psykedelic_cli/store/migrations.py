@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from psykedelic_cli.errors import PsykError
-from psykedelic_cli.store.schema import CONFIG_FIELDS, RECORD_CONFIG_FIELDS, SCHEMA_VERSION
+from psykedelic_cli.store.schema import SCHEMA_VERSION
 
 
 def _v0_to_v1(doc: dict) -> dict:
@@ -50,20 +50,31 @@ def _v1_to_v2(doc: dict) -> dict:
     return doc
 
 
+# Frozen as version 3 defined them: later schema changes must not change what this step does.
+_V2_RECORD_TRAINING_FIELDS = (
+    "depth", "optimizer", "loss", "lr", "epochs", "steps", "momentum", "decay", "init_mode", "l1_penalty", "mode",
+    "history_interval", "residual", "patience", "stop_after_pruning", "distribute", "init",
+)
+_V3_RECORD_FIELDS = (
+    "model", "architecture", "params", "model_file", "dataset", "compare", "threshold", "contribution_threshold",
+    "rate", "seed", "eval_batch_size",
+)
+
+
 def _v2_to_v3(doc: dict) -> dict:
     """Version 2 gave a ``psyk record`` run a trained run's config: training settings it never
     used (null or defaults: steps, momentum, decay, residual, history interval, …) and its
     evaluation batch size under ``batch_size``, which report filters took for a training one.
-    Version 3 keeps what record used (``RECORD_CONFIG_FIELDS``), the batch size as
+    Version 3 keeps what record used (its ``RECORD_CONFIG_FIELDS``), the batch size as
     ``eval_batch_size``, and any key psyk does not know."""
     config = doc.get("config")
     if doc.get("source") != "record" or not isinstance(config, dict):
         return doc
     if "batch_size" in config and "eval_batch_size" not in config:
         config["eval_batch_size"] = config.pop("batch_size")
-    for name in set(CONFIG_FIELDS) - set(RECORD_CONFIG_FIELDS):
+    for name in _V2_RECORD_TRAINING_FIELDS:
         config.pop(name, None)
-    for name in RECORD_CONFIG_FIELDS:
+    for name in _V3_RECORD_FIELDS:
         config.setdefault(name, None)
     return doc
 

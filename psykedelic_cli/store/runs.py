@@ -257,7 +257,8 @@ class Store:
         known = {*CONFIG_FIELDS, *RECORD_CONFIG_FIELDS}.union(*(entry.summary["config"] for entry in entries))
         unknown = sorted(set(filters) - known)
         if unknown:
-            raise PsykError(f"unknown config field(s) {', '.join(unknown)}; filter on {', '.join(CONFIG_FIELDS)}")
+            allowed = ", ".join(dict.fromkeys([*CONFIG_FIELDS, *RECORD_CONFIG_FIELDS]))
+            raise PsykError(f"unknown config field(s) {', '.join(unknown)}; filter on {allowed}")
         matching = [
             entry for entry in entries
             if (status is None or entry.summary["status"] == status)
