@@ -18,8 +18,7 @@ import math
 
 import keras
 
-from psykedelic_cli.models.layers import MicroConv2D
-from psykedelic_cli.models.surgery import layer_paths
+from psykedelic_cli.models.surgery import layer_paths, mask_weight_ids, own_weights
 
 FINGERPRINT_LENGTH = 12
 """Hex digits kept of the SHA-256 (48 bits: a collision between two architectures of one store is negligible)."""
@@ -35,14 +34,18 @@ def _kind(layer) -> str:
 
 def _weights(layer) -> list:
     """``layer``'s own weights (not those of the layers it holds), masks left out."""
-    masks = {id(layer.kernel_mask)} if isinstance(layer, MicroConv2D) else set()
-    nested = {id(w) for sub in layer._flatten_layers(include_self=False, recursive=True) for w in sub.weights}
-    return [w for w in layer.weights if id(w) not in masks and id(w) not in nested]
+    masks = mask_weight_ids([layer])
+    return [w for w in own_weights(layer) if id(w) not in masks]
 
 
 def _lora_factors(layer) -> set[int]:
     return {id(getattr(layer, name)) for name in ("lora_kernel_a", "lora_kernel_b")
             if getattr(layer, name, None) is not None}
+
+
+def _shapes_without_lora(layer) -> list:
+    factors = _lora_factors(layer)
+    return [list(w.shape) for w in _weights(layer) if id(w) not in factors]
 
 
 def model_identity(model) -> dict:
@@ -56,10 +59,7 @@ def model_identity(model) -> dict:
     structure = {
         "inputs": _shapes(model.inputs) if getattr(model, "inputs", None) else None,
         "outputs": _shapes(model.outputs) if getattr(model, "outputs", None) else None,
-        "layers": [
-            [_kind(layer), [list(w.shape) for w in _weights(layer) if id(w) not in _lora_factors(layer)]]
-            for layer in layers
-        ],
+        "layers": [[_kind(layer), _shapes_without_lora(layer)] for layer in layers],
     }
     text = json.dumps(structure, sort_keys=True, separators=(",", ":"))
     params = sum(math.prod(w.shape) for layer in [model, *layers] for w in _weights(layer))

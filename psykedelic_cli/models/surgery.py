@@ -189,7 +189,7 @@ def set_masks(model, masks: Mapping[str, np.ndarray]) -> None:
         _write_conv(layer, effective_kernel(layer), np.minimum(current, (requested != 0).astype(np.float32)))
 
 
-def _mask_weight_ids(layers) -> set[int]:
+def mask_weight_ids(layers) -> set[int]:
     return {id(layer.kernel_mask) for layer in layers if isinstance(layer, MicroConv2D)}
 
 
@@ -209,7 +209,7 @@ def parameter_report(model, masks: Mapping[str, np.ndarray] | None = None) -> di
     """
     layers = conv_layer_paths(model)
     masks = {**get_masks(model), **(masks or {})}
-    mask_ids = _mask_weight_ids(layers.values())
+    mask_ids = mask_weight_ids(layers.values())
     rows = []
     for path, layer in layers.items():
         mask = masks[path]
@@ -429,7 +429,7 @@ def merge_lora(model) -> keras.Model:
     return _rewritten_copy(model, keep_masks=True) if has_lora(model) else model
 
 
-def _own_weights(layer) -> list:
+def own_weights(layer) -> list:
     """The weights ``layer`` holds itself, not through the layers it contains."""
     inner = {id(weight) for sublayer in _sublayers(layer) for weight in sublayer.weights}
     return [weight for weight in layer.weights if id(weight) not in inner]
@@ -458,14 +458,14 @@ def _weight_plan(pairs, source_label: str, target_label: str) -> list[tuple[obje
         skip = set()
         if both_conv:
             skip = {id(weight) for conv in (source, target) for weight in _kernel_weights(conv)}
-            skip |= _mask_weight_ids([source, target])
+            skip |= mask_weight_ids([source, target])
             kernel, mask = effective_kernel(source), _layer_mask(source)
             _check_shape(where, "kernel", kernel.shape, _kernel_variable(target).shape, source_label, target_label)
             plan.extend(_kernel_writes(target, _masked(kernel, mask)))
             if isinstance(target, MicroConv2D):
                 plan.append((target.kernel_mask, mask))
-        sources = [w for w in _own_weights(source) if id(w) not in skip]
-        targets = [w for w in _own_weights(target) if id(w) not in skip]
+        sources = [w for w in own_weights(source) if id(w) not in skip]
+        targets = [w for w in own_weights(target) if id(w) not in skip]
         if len(sources) != len(targets):  # names may differ: Keras numbers unnamed weights per process
             raise PsykError(
                 f"{where} has the weights {', '.join(map(_weight_name, sources)) or 'none'} in {source_label}, "
@@ -506,7 +506,7 @@ def transfer_weights(source, target, *, source_label: str = "the source", target
     in the messages).
     """
     def weighted(model):
-        return {path: layer for path, layer in layer_paths(model).items() if _own_weights(layer)}
+        return {path: layer for path, layer in layer_paths(model).items() if own_weights(layer)}
 
     sources, targets = weighted(source), weighted(target)
     missing = [path for path in targets if path not in sources]
@@ -516,7 +516,7 @@ def transfer_weights(source, target, *, source_label: str = "the source", target
     if extra:
         raise PsykError(f"layers in {source_label} but not in {target_label}: {_named_list(extra)}")
     pairs = [(path, sources[path], layer) for path, layer in targets.items()]
-    if _own_weights(source) or _own_weights(target):
+    if own_weights(source) or own_weights(target):
         pairs.append(("", source, target))
     _assign(_weight_plan(pairs, source_label, target_label))
 
