@@ -25,7 +25,7 @@ from psykedelic_cli.pruning.statistics import (
     kernel_statistics,
     require_finite,
 )
-from psykedelic_cli.store.schema import BASE_CRITERIA, EIG_CRITERIA, PER_THRESHOLD_THRESHOLDS
+from psykedelic_cli.pruning.vocabulary import BASE_CRITERIA, EIG_CRITERIA, PER_THRESHOLD_THRESHOLDS
 
 Layer = tuple[str, np.ndarray, np.ndarray]
 

@@ -30,7 +30,7 @@ from functools import cached_property, reduce
 import numpy as np
 
 from psykedelic_cli.errors import PsykError
-from psykedelic_cli.store.schema import BASE_CRITERIA, EIG_CRITERIA
+from psykedelic_cli.pruning.vocabulary import BASE_CRITERIA, EIG_CRITERIA
 
 STATISTICS = BASE_CRITERIA
 """The statistic names, in SPEC order (they are the eight base criteria)."""

@@ -101,6 +101,13 @@ Fractions are stored in [0, 1] everywhere (reports show percentages).
 
 from __future__ import annotations
 
+from psykedelic_cli.pruning.vocabulary import (  # the engine owns its vocabulary
+    BASE_CRITERIA,
+    BASELINE,
+    EIG_CRITERIA,
+    PER_THRESHOLD_THRESHOLDS,
+)
+
 SCHEMA_VERSION = 3
 
 STATUSES = ("running", "completed", "failed", "interrupted")
@@ -181,24 +188,17 @@ PERFORMANCE_FIELDS = (
 
 LAYER_FIELDS = ("layer", "active_params", "total_params", "alive_kernels", "total_kernels")
 
-BASELINE = "None"
-"""The key of the unpruned baseline in ``performance`` and ``pruning_per_layer``."""
 
-BASE_CRITERIA = (
-    "det",
-    "det_corr",
-    "min_eig",
-    "min_eig_real",
-    "spectral_radius",
-    "spectral_radius_real",
-    "spectral_norm",
-    "weight",
-)
-"""The eight base criteria compared by default (SPEC.md)."""
-
-EIG_CRITERIA = ("min_eig", "min_eig_real", "spectral_radius", "spectral_radius_real")
-
-PER_THRESHOLD_THRESHOLDS = tuple(
-    m * 10.0**e for e in range(-12, 0) for m in (1.0, 5.0)
-) + (1.0,)
-"""1e-12, 5e-12, 1e-11, ..., 1e-1, 5e-1, 1 — the thresholds of ``pruning_per_threshold``."""
+__all__ = [
+    "BASELINE",
+    "BASE_CRITERIA",
+    "CONFIG_FIELDS",
+    "EIG_CRITERIA",
+    "LAYER_FIELDS",
+    "PERFORMANCE_FIELDS",
+    "PER_THRESHOLD_THRESHOLDS",
+    "RECORD_CONFIG_FIELDS",
+    "RESULT_KINDS",
+    "SCHEMA_VERSION",
+    "STATUSES",
+]

@@ -7,7 +7,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from psykedelic_cli.store.schema import BASELINE
+from psykedelic_cli.pruning.vocabulary import BASELINE
 
 
 @dataclass

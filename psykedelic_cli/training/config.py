@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.pruning.modes import DEFAULT_CONTRIBUTION_THRESHOLD, DEFAULT_RATE, DEFAULT_THRESHOLD
-from psykedelic_cli.store.schema import BASE_CRITERIA
+from psykedelic_cli.pruning.vocabulary import BASE_CRITERIA
 
 if sys.version_info >= (3, 11):
     import tomllib
