@@ -140,6 +140,13 @@ COMMANDS = (
         "psyk report history --history-interval 10 -f markdown",
         (MODES, HISTORY_INTERVAL),
     ),
+    ReportCommand(
+        "sensitivity", "sensitivity", "sensitivity_report",
+        "Accuracy drop per conv layer pruned alone at each value of a grid (psyk sensitivity, psyk train "
+        "--sensitivity), the layers ranked by sensitivity; heat map, line chart and ranking with --out-dir.",
+        "psyk report sensitivity --dataset digits --mode min_eig -o charts/",
+        (MODES,),
+    ),
 )
 
 

@@ -118,9 +118,12 @@ STATUS_STYLES = {"completed": "", "running": "yellow", "failed": "red", "interru
 STALE_STYLE = "bold yellow"
 
 
-def _table_cells(row: dict) -> tuple[str, ...]:
-    """A ``_list_row`` as the cells of ``LIST_HEADER``: the trained and compared modes in one."""
+def _table_cells(row: dict, source: str | None = None) -> tuple[str, ...]:
+    """A ``_list_row`` as the cells of ``LIST_HEADER``: the trained and compared modes in one (for a
+    run of ``psyk sensitivity``, the mode its layers were pruned by)."""
     modes = _plain(row["mode"]) + (f" +{row['compared']}" if row["compared"] else "")
+    if source == "sensitivity":
+        modes = f"sensitivity: {modes}"
     return (
         row["id"], _date(row["created_at"]), _shown_status(row["status"], row["stale"]), _plain(row["model"]),
         _plain(row["dataset"]),
@@ -135,7 +138,7 @@ def _list_table(summaries: list[dict], path: Path, stale: dict[str, str]) -> Tex
     Built as one rich Text rather than a rich Table: a Table measures and renders every
     cell (about 1 ms per row), which made listing 1,000 runs take over a second.
     """
-    rows = [_table_cells(_list_row(summary, stale.get(summary["id"]))) for summary in summaries]
+    rows = [_table_cells(_list_row(summary, stale.get(summary["id"])), summary.get("source")) for summary in summaries]
     widths = [max(len(cell) for cell in column) for column in zip(LIST_HEADER, *rows)]
 
     def line(cells) -> str:
@@ -220,9 +223,19 @@ def _describe_result(kind: str, value) -> str:
         return f"{len(value.get('shares', {}))} combinations of {len(value.get('criteria', []))} criteria"
     if kind == "pruning_per_threshold":
         return f"{len(value.get('thresholds', []))} thresholds, rule {value.get('rule')}"
+    if kind == "sensitivity":
+        layers = value.get("layers", [])
+        skipped = sum(1 for layer in layers if layer.get("skipped"))
+        return (f"{value.get('mode')}: {len(layers)} layers × {len(value.get('grid', []))} values of "
+                f"{value.get('parameter')} ({_grid_text(value.get('grid', []))}), "
+                f"{value.get('evaluations')} evaluations" + (f", {skipped} layers skipped" if skipped else ""))
     if kind == "final":
         return f"accuracy {percent(value.get('accuracy'))}, compression {percent(value.get('compression_ratio'))}"
     return ", ".join(value) if isinstance(value, dict) else type(value).__name__
+
+
+def _grid_text(grid: list) -> str:
+    return ", ".join(f"{value:g}" for value in grid)
 
 
 @app.command()

@@ -344,9 +344,13 @@ def prune_model(
 
 
 @contextlib.contextmanager
-def trial_masks(model):
-    """Snapshot every conv kernel, its LoRA factors and its mask; restore them exactly on exit (also on error)."""
-    layers = conv_layer_paths(model).values()
+def trial_masks(model, paths=None):
+    """Snapshot every conv kernel, its LoRA factors and its mask; restore them exactly on exit (also on error).
+
+    ``paths`` (layer paths) limits the snapshot to those layers, for a trial that changes only them.
+    """
+    layers = conv_layer_paths(model)
+    layers = layers.values() if paths is None else [layers[path] for path in paths]
     weights = [
         weight
         for layer in layers

@@ -11,6 +11,7 @@ from psykedelic_cli.reports.per_layer import per_layer_report
 from psykedelic_cli.reports.per_threshold import per_threshold_report
 from psykedelic_cli.reports.performance import performance_report
 from psykedelic_cli.reports.report import Chart, Report
+from psykedelic_cli.reports.sensitivity import sensitivity_report
 from psykedelic_cli.reports.set_analysis import set_analysis_report
 from psykedelic_cli.reports.tables import Cell, Table
 
@@ -24,5 +25,6 @@ __all__ = [
     "per_layer_report",
     "per_threshold_report",
     "performance_report",
+    "sensitivity_report",
     "set_analysis_report",
 ]

@@ -23,11 +23,12 @@ from psykedelic_cli.store.schema import (
     RECORD_CONFIG_FIELDS,
     RESULT_KINDS,
     SCHEMA_VERSION,
+    SENSITIVITY_CONFIG_FIELDS,
     STATUSES,
 )
 from psykedelic_cli.store.storage import Entry, RunStorage
 
-SOURCES = ("train", "record", "legacy")
+SOURCES = ("train", "record", "sensitivity", "legacy")
 FINAL_STATUSES = ("completed", "failed", "interrupted")
 VERSIONED_PACKAGES = (
     "tensorflow", "keras", "numpy", "scipy", "scikit-learn", "matplotlib", "tinydb", "typer", "rich",
@@ -80,8 +81,8 @@ def package_versions() -> dict:
 
 
 def new_run_document(config: dict, *, source: str = "train", now: datetime | None = None) -> dict:
-    """A fresh "running" run: every config key of its source (``RECORD_CONFIG_FIELDS`` for
-    ``record``, else ``CONFIG_FIELDS``; None when not given) plus extras.
+    """A fresh "running" run: every config key of its source (``config_fields``; None when not
+    given) plus extras.
 
     ``now`` (an aware datetime; default: the clock) stamps its id, ``created_at`` and ``updated_at``.
     """
@@ -108,8 +109,9 @@ def new_run_document(config: dict, *, source: str = "train", now: datetime | Non
 
 
 def config_fields(source: str) -> tuple[str, ...]:
-    """The config keys a run of ``source`` stores."""
-    return RECORD_CONFIG_FIELDS if source == "record" else CONFIG_FIELDS
+    """The config keys a run of ``source`` stores: ``RECORD_CONFIG_FIELDS`` for ``record``,
+    ``SENSITIVITY_CONFIG_FIELDS`` for ``sensitivity``, else ``CONFIG_FIELDS``."""
+    return {"record": RECORD_CONFIG_FIELDS, "sensitivity": SENSITIVITY_CONFIG_FIELDS}.get(source, CONFIG_FIELDS)
 
 
 def _same(wanted, actual) -> bool:
@@ -254,10 +256,11 @@ class Store:
         if status is not None and status not in STATUSES:
             raise PsykError(f"run status {status!r} is not one of {', '.join(STATUSES)}")
         filters = {name: value for name, value in config_filters.items() if value is not None}
-        known = {*CONFIG_FIELDS, *RECORD_CONFIG_FIELDS}.union(*(entry.summary["config"] for entry in entries))
+        fields = [*CONFIG_FIELDS, *RECORD_CONFIG_FIELDS, *SENSITIVITY_CONFIG_FIELDS]
+        known = set(fields).union(*(entry.summary["config"] for entry in entries))
         unknown = sorted(set(filters) - known)
         if unknown:
-            allowed = ", ".join(dict.fromkeys([*CONFIG_FIELDS, *RECORD_CONFIG_FIELDS]))
+            allowed = ", ".join(dict.fromkeys(fields))
             raise PsykError(f"unknown config field(s) {', '.join(unknown)}; filter on {allowed}")
         matching = [
             entry for entry in entries

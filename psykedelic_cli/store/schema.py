@@ -11,7 +11,7 @@ A run document (``SCHEMA_VERSION`` 3) is a JSON object::
       "status": "running" | "completed" | "failed" | "interrupted",
       "error": null | "one-line message",  # set when failed / interrupted
       "warnings": ["one line", ...],      # optional: e.g. an output file that could not be written
-      "source": "train" | "record" | "legacy",
+      "source": "train" | "record" | "sensitivity" | "legacy",
       "created_at": "2026-11-26T01:12:34+00:00",  # ISO 8601, UTC
       "updated_at": "...", "finished_at": null | "...",
       "heartbeat_at": "...",               # optional: stamped by each write of the running process
@@ -55,6 +55,12 @@ declared by ``RecordConfig``): model (the Keras model's name), architecture, par
 dataset, compare, threshold, contribution_threshold, rate, seed (of the random modes) and
 eval_batch_size.
 
+A ``psyk sensitivity`` run (``SENSITIVITY_CONFIG_FIELDS``, declared by ``SensitivityConfig``) stores
+model, architecture, params, model_file, dataset, mode (the mode each layer is pruned by),
+grid_parameter ("threshold" | "contribution_threshold" | "rate"), grid (its values, ascending),
+seed (of the random modes) and eval_batch_size; its only result kinds are ``sensitivity`` and
+``timings``.
+
 ``results`` kinds. "Performance" of one mode is a *performance row*::
 
     {"accuracy", "precision", "recall",          # test set; macro precision/recall
@@ -93,7 +99,17 @@ and the *per-layer list* of one mode is ``[{"layer", "active_params", "total_par
     pruning_stages       [{"stage", "epoch", "active_params", "total_params", "compression_ratio",
                            "alive_kernels", "total_kernels"}]: the model after each pruning stage
     pruning_per_layer_final  per-layer list of the trained model at the end
-    timings              {"training", "kernel_analysis", "comparison", "history": seconds}
+    sensitivity          {"mode", "parameter": "threshold" | "contribution_threshold" | "rate",
+                          "grid": [values], "baseline": performance row of the model as it was,
+                          "layers": [{"layer", "kernel_shape": [kh, kw], "total_kernels",
+                                      "alive_kernels" (before), "skipped": null | why the mode
+                                      leaves the layer intact,
+                                      "points": [performance row of the whole model with only this
+                                                 layer pruned at that grid value, plus
+                                                 "layer_alive_kernels"]}],   (model order)
+                          "evaluations": how many evaluations were made}
+                         (``psyk sensitivity``, or ``psyk train --sensitivity MODE`` at the end of stage 1)
+    timings              {"training", "kernel_analysis", "comparison", "history", "sensitivity": seconds}
     legacy               legacy-only extras kept verbatim (e.g. the original's "eig_analysis")
 
 Fractions are stored in [0, 1] everywhere (reports show percentages).
@@ -159,6 +175,20 @@ RECORD_CONFIG_FIELDS = (
 )
 """The config of a ``psyk record`` run: what it used, no training setting."""
 
+SENSITIVITY_CONFIG_FIELDS = (
+    "model",
+    "architecture",
+    "params",
+    "model_file",
+    "dataset",
+    "mode",
+    "grid_parameter",
+    "grid",
+    "seed",
+    "eval_batch_size",
+)
+"""The config of a ``psyk sensitivity`` run: the model, the mode and its grid."""
+
 RESULT_KINDS = (
     "learning_curve",
     "performance",
@@ -171,6 +201,7 @@ RESULT_KINDS = (
     "per_layer_history",
     "pruning_stages",
     "pruning_per_layer_final",
+    "sensitivity",
     "timings",
 )
 
@@ -200,5 +231,6 @@ __all__ = [
     "RECORD_CONFIG_FIELDS",
     "RESULT_KINDS",
     "SCHEMA_VERSION",
+    "SENSITIVITY_CONFIG_FIELDS",
     "STATUSES",
 ]

@@ -10,13 +10,16 @@ def headline(doc: dict) -> dict:
     """The run's headline accuracy and compression ratio, and where they come from.
 
     ``results.final`` when present, else the performance row of the mode trained with,
-    else the unpruned ``"None"`` baseline; ``{"accuracy": None, ...}`` when none exists.
+    else the unpruned ``"None"`` baseline (of the comparison, else of a sensitivity run);
+    ``{"accuracy": None, ...}`` when none exists.
     """
     results = doc.get("results") or {}
     performance = results.get("performance") or {}
+    sensitivity = results.get("sensitivity") if isinstance(results.get("sensitivity"), dict) else {}
     mode = (doc.get("config") or {}).get("mode")
     for source, row in (
-        ("final", results.get("final")), (mode, performance.get(mode)), (BASELINE, performance.get(BASELINE))
+        ("final", results.get("final")), (mode, performance.get(mode)), (BASELINE, performance.get(BASELINE)),
+        (BASELINE, sensitivity.get("baseline")),
     ):
         if isinstance(row, dict) and source is not None:
             return {

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from psykedelic_cli.errors import PsykError
-from psykedelic_cli.pruning.modes import DEFAULT_CONTRIBUTION_THRESHOLD, DEFAULT_RATE, DEFAULT_THRESHOLD
+from psykedelic_cli.pruning.modes import DEFAULT_CONTRIBUTION_THRESHOLD, DEFAULT_RATE, DEFAULT_THRESHOLD, MODES
 from psykedelic_cli.pruning.vocabulary import BASE_CRITERIA
 
 if sys.version_info >= (3, 11):
@@ -117,6 +117,7 @@ _MODE = {"allowed": "a pruning mode (`psyk prune --help` lists them) or 'all'", 
 
 
 _POSITIVE = {"allowed": "a positive number", "check": lambda value: math.isfinite(value) and value > 0}
+_SENSITIVITY_MODE = {"allowed": "a pruning mode (`psyk prune --help` lists them)", "check": lambda name: name in MODES}
 
 
 # Fields that psyk train and psyk record share: declared once, used by both classes.
@@ -293,6 +294,50 @@ class RecordConfig(_Config):
         what ``psyk record`` used (the model by name, file and ``identity``, as for ``TrainConfig``),
         and no training setting, since it trains nothing."""
         return {"model": model_name, **_identity(identity), "model_file": str(model_file), **self._stored()}
+
+
+@dataclass
+class SensitivityConfig(_Config):
+    """One ``psyk sensitivity`` run: each Conv2D of a trained model pruned alone over a grid of one mode."""
+
+    dataset: str = option("digits", "The dataset the model was trained on.", required=True, **_one_of(_datasets))
+    data_dir: Path | None = _data_dir()
+    mode: str = option("min_eig", "The pruning mode whose grid each layer is pruned over.", **_SENSITIVITY_MODE)
+    threshold: tuple[float, ...] = option(
+        (), "Grid of a threshold mode (t) or a contribution mode (c), repeatable; default: eight values "
+        "from 1e-3 (t: to 0.5, c: to 0.1).", stored=False, **_POSITIVE,
+    )
+    rate: tuple[float, ...] = option(
+        (), "Grid of a sorted mode (r, the fraction that dies), repeatable; default: 0.1, 0.2 … 0.8.",
+        stored=False, allowed="a number in [0, 1]", check=lambda value: 0 <= value <= 1,
+    )
+    eval_batch_size: int = option(
+        256, "Batch size of the evaluations.", flags=("--eval-batch-size", "--batch-size"), **_at_least(1)
+    )
+    seed: int | None = option(0, "Seed of the random modes.")
+
+    def validate(self):
+        """PsykError for the first invalid value, or a grid of the kind the mode does not take. Returns self."""
+        for item in option_fields(type(self)):
+            check_value(getattr(self, item.name), item.metadata["spec"], hints(type(self))[item.name], flag_of(item))
+        from psykedelic_cli.training.sensitivity import sensitivity_grid
+
+        sensitivity_grid(self.mode, self.threshold, self.rate)
+        return self
+
+    @property
+    def grid(self) -> tuple[str, tuple[float, ...]]:
+        """``(parameter, values)``: ``threshold``, ``contribution_threshold`` or ``rate`` and its sorted grid."""
+        from psykedelic_cli.training.sensitivity import sensitivity_grid
+
+        return sensitivity_grid(self.mode, self.threshold, self.rate)
+
+    def store_config(self, model_name: str, model_file: Path, identity: dict) -> dict:
+        """The run document's ``config`` (keys: ``psykedelic_cli.store.schema.SENSITIVITY_CONFIG_FIELDS``): the
+        model as for ``RecordConfig``, the mode, the grid's parameter and values, the seed, the batch size."""
+        parameter, grid = self.grid
+        return {"model": model_name, **_identity(identity), "model_file": str(model_file), **self._stored(),
+                "grid_parameter": parameter, "grid": list(grid)}
 
 
 def _identity(identity: dict) -> dict:
