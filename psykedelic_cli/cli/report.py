@@ -1,8 +1,10 @@
 """``psyk report …``: the paper's tables and charts over every matching run of the store.
 
-The six commands share one set of run filters and output options, declared once
+The report commands share one set of run filters and output options, declared once
 below; each command is built from a ``ReportCommand`` row, so adding a report is a
-row, not a copy of a command function.
+row, not a copy of a command function. ``register_report`` adds a row from any command
+module; ``REPORTS`` lists every registered row, which is what ``psyk report html`` puts
+on its page.
 """
 
 from __future__ import annotations
@@ -87,6 +89,12 @@ class ReportCommand:
     extra: tuple[RepeatableOption, ...] = ()
     chart_modules: tuple[str, ...] = ()
     """Modules the report's charts import beyond matplotlib (the chart workers load them early)."""
+    also_reads: tuple[str, ...] = ()
+    """Further result kinds the report reads (``kind`` is the first)."""
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return (self.kind, *self.also_reads)
 
     def parameters(self) -> list[inspect.Parameter]:
         def option(name: str, annotation, default) -> inspect.Parameter:
@@ -141,6 +149,15 @@ COMMANDS = (
         (MODES, HISTORY_INTERVAL),
     ),
     ReportCommand(
+        "significance", "performance", "significance_report",
+        "Which criterion is significantly better: per setting and category, Friedman test over the criteria "
+        "paired on the same weights (or trained modes paired by seed), Nemenyi critical difference, "
+        "pairwise Wilcoxon with Holm correction, bootstrap intervals; CD diagrams with --out-dir.",
+        "psyk report significance --dataset digits -o charts/",
+        (MODES,),
+        also_reads=("final",),
+    ),
+    ReportCommand(
         "sensitivity", "sensitivity", "sensitivity_report",
         "Accuracy drop per conv layer pruned alone at each value of a grid (psyk sensitivity, psyk train "
         "--sensitivity), the layers ranked by sensitivity; heat map, line chart and ranking with --out-dir.",
@@ -178,7 +195,7 @@ def _build_report(ctx: typer.Context, spec: ReportCommand, options: dict):
     modes = options.pop("modes", None)
     filters = {name: value or None for name, value in options.items()}
     path = store_path(ctx)
-    runs = Store(path).runs(status="completed", kinds=(spec.kind,), **filters)
+    runs = Store(path).runs(status="completed", kinds=spec.kinds, **filters)
     if not runs:
         wanted = ", ".join(f"{name}={'|'.join(map(str, value))}" for name, value in filters.items() if value)
         raise NothingFound(f"no completed run in {path}" + (f" matches {wanted}" if wanted else ""))
@@ -204,7 +221,14 @@ def _write_files(report, out_dir: Path, image_format: ImageFormat, workers) -> N
         err_console.print(f"wrote {written}", markup=False, highlight=False, soft_wrap=True)
 
 
-def _register(spec: ReportCommand) -> None:
+REPORTS: list[ReportCommand] = []
+"""Every registered report command, in registration order."""
+
+
+def register_report(spec: ReportCommand) -> None:
+    """Add ``psyk report <spec.name>`` and list it in ``REPORTS``."""
+    REPORTS.append(spec)
+
     def command(ctx: typer.Context, **options) -> None:
         run_report(ctx, spec, options)
 
@@ -219,4 +243,4 @@ def _register(spec: ReportCommand) -> None:
 
 
 for _spec in COMMANDS:
-    _register(_spec)
+    register_report(_spec)

@@ -13,6 +13,7 @@ from psykedelic_cli.reports.performance import performance_report
 from psykedelic_cli.reports.report import Chart, Report
 from psykedelic_cli.reports.sensitivity import sensitivity_report
 from psykedelic_cli.reports.set_analysis import set_analysis_report
+from psykedelic_cli.reports.significance import significance_report
 from psykedelic_cli.reports.tables import Cell, Table
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "performance_report",
     "sensitivity_report",
     "set_analysis_report",
+    "significance_report",
 ]
