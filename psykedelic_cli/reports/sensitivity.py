@@ -177,7 +177,8 @@ def sensitivity_report(runs: Sequence[dict], *, modes: Sequence[str] | None = No
         named = ("dataset", "model", "mode", *splits)
         shown = (dataset, model, mode, *setting)
         chart_title = f"{group_title(named, shown)}, {SYMBOLS[parameter]} = {_grid_text(grid)}"
-        stem = f"sensitivity_{group_stem(named, shown)}_{parameter}-{'_'.join(format_value(v) for v in grid)}"
+        grid_stem = "_".join(format_value(value) for value in grid)
+        stem = f"sensitivity_{group_stem(('dataset', 'model', *splits), (dataset, model, *setting))}_{mode}_{grid_stem}"
         report_charts += [
             Chart(f"{stem}_heatmap", partial(draw_heatmap, chart_title, stats)),
             Chart(f"{stem}_lines", partial(draw_lines, chart_title, stats)),
@@ -271,11 +272,12 @@ def draw_heatmap(title: str, stats: SensitivityStats):
     high = max(high, 1e-9)
     low = min(low, -1e-9 * high)
     figure, ax = charts.figure(charts.PAPER_WIDTH, 1.6 + 0.26 * len(stats.grid))
+    from matplotlib import colormaps
+
     image = ax.imshow(
-        np.ma.masked_invalid(matrix), aspect="auto", cmap="RdBu_r", interpolation="nearest",
-        norm=TwoSlopeNorm(vmin=low, vcenter=0.0, vmax=high),
+        np.ma.masked_invalid(matrix), aspect="auto", cmap=colormaps["RdBu_r"].with_extremes(bad="#e0e0e0"),
+        interpolation="nearest", norm=TwoSlopeNorm(vmin=low, vcenter=0.0, vmax=high),
     )
-    image.cmap.set_bad("#e0e0e0")
     symbol = SYMBOLS[stats.parameter]
     ax.set_yticks(range(len(stats.grid)), [f"{symbol}={label}" for label in _grid_labels(stats)])
     step = max(1, math.ceil(len(stats.layers) / 24))
