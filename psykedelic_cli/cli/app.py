@@ -167,7 +167,6 @@ def _register() -> None:
     from psykedelic_cli.cli import train  # noqa: F401
     from psykedelic_cli.cli import sensitivity  # noqa: F401
     from psykedelic_cli.cli import report  # noqa: F401
-    from psykedelic_cli.cli import html  # noqa: F401
     # isort: on
 
 

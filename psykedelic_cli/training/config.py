@@ -217,6 +217,10 @@ class TrainConfig(_Config):
     contribution_threshold: float = _contribution_threshold()
     rate: float = _rate()
     history_interval: int = option(0, "Compare modes every N epochs of stage 1 (0 = off).", **_at_least(0))
+    sensitivity: str | None = option(
+        None, "At the end of stage 1, prune each conv layer alone by this mode over its default grid "
+        "(`psyk sensitivity`); recorded in the run.", stored=False, **_SENSITIVITY_MODE,
+    )
     init: Path | None = option(
         None, "Initial weights: a .keras model or .weights.h5 file.", allowed="an existing file",
         check=lambda value: Path(value).is_file(),

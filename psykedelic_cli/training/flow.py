@@ -38,6 +38,7 @@ from psykedelic_cli.training.callbacks import LearningCurve, PeriodicComparison,
 from psykedelic_cli.training.comparison import Evaluator, compare_modes, performance_row
 from psykedelic_cli.training.config import LOSS, TrainConfig
 from psykedelic_cli.training.recorder import PhaseTimer, RunRecorder
+from psykedelic_cli.training.sensitivity import stage_sensitivity
 
 
 def seed_everything(seed: int | None) -> None:
@@ -194,6 +195,8 @@ class StagedRun:
             if stage == 1:
                 self.say("kernel analysis and comparison of modes")
                 self.recorder.put(**analyse_and_compare(self.model, self.evaluate, config, self.timer))
+                if config.sensitivity is not None:
+                    stage_sensitivity(self)
             if config.mode is not None:
                 self.prune(stage, epoch)
         baseline = self.recorder.results.get("performance", {}).get(BASELINE, {}).get("accuracy")

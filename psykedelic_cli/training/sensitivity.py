@@ -204,27 +204,27 @@ def _point(metrics: dict, base: dict, kernel_shape: tuple, alive: int, pruned: n
 
 
 def stage_sensitivity(staged) -> None:
-    """``psyk train --sensitivity``: the sensitivity of the trained mode at the end of stage 1, on its
-    default grid, recorded in the same run (a run without a mode, the uncompressed baseline, has none)."""
-    config = staged.config
-    if config.mode is None:
-        return
-    parameter, grid = sensitivity_grid(config.mode)
-    staged.say(f"sensitivity of every conv layer to {config.mode} over {len(grid)} values of {parameter}")
+    """``psyk train --sensitivity MODE``: at the end of stage 1, on its weights, every conv layer pruned
+    alone by MODE over the default grid of its kind, recorded in the same run (``results.sensitivity``).
+    ``staged``: the ``flow.StagedRun``; a progress bar while it runs when the run shows progress."""
     from psykedelic_cli.models.surgery import conv_layer_paths
 
-    progress = staged.progress
-    task = None
+    mode = staged.config.sensitivity
+    parameter, grid = sensitivity_grid(mode)
+    staged.say(f"sensitivity of every conv layer to {mode} over {len(grid)} values of {parameter}")
+    progress, task = staged.progress, None
     if progress is not None:
         total = len(conv_layer_paths(staged.model)) * len(grid)
-        task = progress.add_task(f"sensitivity to {config.mode}", total=total, metrics="")
-    with staged.timer("sensitivity"):
-        result = layer_sensitivity(
-            staged.model, config.mode, parameter, grid, staged.evaluate, seed=config.seed,
-            on_point=None if task is None else (lambda layer: progress.update(task, advance=1, metrics=layer)),
-        )
-    if task is not None:
-        progress.remove_task(task)
+        task = progress.add_task(f"sensitivity to {mode}", total=total, metrics="")
+    try:
+        with staged.timer("sensitivity"):
+            result = layer_sensitivity(
+                staged.model, mode, parameter, grid, staged.evaluate, seed=staged.config.seed,
+                on_point=None if task is None else (lambda layer: progress.update(task, advance=1, metrics=layer)),
+            )
+    finally:
+        if task is not None:
+            progress.remove_task(task)
     staged.recorder.put(sensitivity=result)
 
 

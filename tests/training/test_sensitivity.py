@@ -156,16 +156,42 @@ def invoke(store: Path, *args):
     return CliRunner().invoke(app, ["--store", str(store), *map(str, args)])
 
 
+TRAIN = ("train", "--depth", 8, "--epochs", 2, "--steps", 2, "--batch-size", 64, "--mode", "weight",
+         "--threshold", 0.02, "--stop-after-pruning", "--compare", "weight", "--seed", 4)
+
+
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A MicroResNet-8 trained two epochs on digits, saved with its masks."""
+def trained_runs(tmp_path_factory):
+    """Two MicroResNet-8 runs of two epochs on digits, alike but for ``--sensitivity weight_sorted_neurons``;
+    the first saved with its masks."""
     folder = tmp_path_factory.mktemp("sensitivity")
-    result = invoke(folder / "train.json", "train", "--depth", 8, "--epochs", 2, "--steps", 2, "--batch-size", 64,
-                    "--mode", "weight", "--threshold", 0.02, "--stop-after-pruning", "--save-model",
-                    "--compare", "weight", "--out-dir", folder / "out")
-    assert result.exit_code == 0, result.output
-    (run,) = Store(folder / "train.json").runs()
-    return folder / "out" / run["id"] / "model.keras"
+    store = folder / "train.json"
+    with_sensitivity = invoke(store, *TRAIN, "--sensitivity", "weight_sorted_neurons", "--save-model",
+                              "--out-dir", folder / "out")
+    assert with_sensitivity.exit_code == 0, with_sensitivity.output
+    without = invoke(store, *TRAIN, "--out-dir", folder / "out")
+    assert without.exit_code == 0, without.output
+    first, second = Store(store).runs()
+    return store, first, second, folder / "out" / first["id"] / "model.keras"
+
+
+@pytest.fixture(scope="module")
+def trained(trained_runs):
+    return trained_runs[3]
+
+
+def test_train_records_the_sensitivity_of_its_first_stage_and_prunes_as_without_it(trained_runs):
+    store, run, plain, _ = trained_runs
+    sensitivity = run["results"]["sensitivity"]
+    assert "sensitivity" not in plain["results"] and "sensitivity" in run["results"]["timings"]
+    assert sensitivity["mode"] == "weight_sorted_neurons" and sensitivity["parameter"] == "rate"
+    assert sensitivity["grid"] == list(DEFAULT_GRIDS["rate"])
+    # Measured on the weights of the comparison, and every mask restored: the run goes on exactly as without it.
+    assert sensitivity["baseline"] == run["results"]["performance"]["None"]
+    for kind in ("performance", "pruning_stages", "final"):
+        assert run["results"][kind] == plain["results"][kind], kind
+    report = invoke(store, "report", "sensitivity", "-f", "csv")
+    assert report.exit_code == 0 and "weight_sorted_neurons,rate,sensitivity,1," in report.stdout, report.output
 
 
 def test_psyk_sensitivity_records_a_run_that_lists_shows_and_reports(trained, tmp_path):
