@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,20 @@ run: $(STAMP)
 	$(BIN)/psyk list-experiments
 	$(BIN)/psyk report performance
 
-test: $(STAMP)
+# The results-page test opens the page in headless Chromium: Debian's chromium package, installed
+# here when missing on a machine with apt-get (as root or through sudo); elsewhere the test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    echo "installing chromium for the browser test (apt-get)"; \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null \
+	      || { $$SUDO apt-get update -qq >/dev/null && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+	           apt-get install -y --no-install-recommends chromium >/dev/null; } \
+	      || echo "could not install chromium: the browser test will be skipped"; \
+	  else echo "no chromium and no apt-get: the browser test will be skipped"; fi; }
+
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
