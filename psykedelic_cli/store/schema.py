@@ -49,6 +49,8 @@ run (``psyk train``, and legacy imports, which leave what the original did not r
     patience         int: early-stopping patience of the last stage
     seed             int or null
     distribute       "none" | "mirrored"
+    share_first_stage  bool: runs alike but for the mode train one first stage and branch from it
+                     (the results are those of a run trained alone; null for legacy imports)
 
 A ``psyk record`` run trains nothing and stores only what it used (``RECORD_CONFIG_FIELDS``,
 declared by ``RecordConfig``): model (the Keras model's name), architecture, params, model_file,
@@ -99,6 +101,9 @@ and the *per-layer list* of one mode is ``[{"layer", "active_params", "total_par
     pruning_stages       [{"stage", "epoch", "active_params", "total_params", "compression_ratio",
                            "alive_kernels", "total_kernels"}]: the model after each pruning stage
     pruning_per_layer_final  per-layer list of the trained model at the end
+    first_stage          {"trained_by": run id, "shared_with": [run ids]}: present when the run's first
+                         stage was trained once for several runs alike but for the mode
+                         (``share_first_stage``): the run that trained it and the others that share it
     sensitivity          {"mode", "parameter": "threshold" | "contribution_threshold" | "rate",
                           "grid": [values], "baseline": performance row of the model as it was,
                           "layers": [{"layer", "kernel_shape": [kh, kw], "total_kernels",
@@ -157,6 +162,7 @@ CONFIG_FIELDS = (
     "stop_after_pruning",
     "patience",
     "distribute",
+    "share_first_stage",
 )
 """The config of a trained run (``psyk train``; legacy imports fill what they know)."""
 
@@ -201,6 +207,7 @@ RESULT_KINDS = (
     "per_layer_history",
     "pruning_stages",
     "pruning_per_layer_final",
+    "first_stage",
     "sensitivity",
     "timings",
 )

@@ -234,6 +234,10 @@ class TrainConfig(_Config):
     )
     seed: int | None = option(0, "Random seed (repeatable: one run per seed).", repeatable=True)
     distribute: str = option("none", "none | mirrored (every local GPU, or the CPU).", **_one_of(DISTRIBUTE))
+    share_first_stage: bool = option(
+        True, "Runs that differ only in --mode train their first stage once and branch from it "
+        "(the same results as trained alone).",
+    )
     baseline: bool = option(
         False, "Also train and record the uncompressed ResNet (no L1, no pruning) per seed.", stored=False
     )

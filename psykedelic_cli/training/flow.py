@@ -173,32 +173,53 @@ class StagedRun:
                  f"{report['total_kernels']:,} kernels alive")
 
     def run(self) -> None:
+        self.first_stage()
+        self.continuation()
+
+    def start(self, epochs_done: int = 0) -> None:
+        """The pipelines, the schedule and the learning curve, ``epochs_done`` epochs into the run
+        (a branch then takes the training pipeline of its shared first stage: ``branching.branch``)."""
         config = self.config
-        train_data = self.dataset.train_pipeline(config.batch_size, seed=config.seed or 0)
-        val_data = self.dataset.eval_pipeline("val", config.batch_size)
-        lr_schedule = StepLearningRate(config.lr, config.decay)
-        learning_curve = LearningCurve({}, on_update=lambda curve: self.recorder.put(learning_curve=curve, lazy=True))
-        epoch = 0
-        for stage, n_epochs in enumerate(config.stage_epochs, start=1):
-            last = stage == config.steps
-            if last and config.stop_after_pruning:
-                break
-            set_l1_penalty(self.model, 0.0 if last else config.l1_penalty)
-            learning_curve.stage = stage
-            with self.timer("training"):
-                self.model.fit(train_data, validation_data=val_data, initial_epoch=epoch, epochs=epoch + n_epochs,
-                               callbacks=self.stage_callbacks(stage, n_epochs, learning_curve, lr_schedule),
-                               shuffle=False, verbose=0)  # the pipeline shuffles, seeded
-            epoch += n_epochs
-            if last:
-                break
-            if stage == 1:
-                self.say("kernel analysis and comparison of modes")
-                self.recorder.put(**analyse_and_compare(self.model, self.evaluate, config, self.timer))
-                if config.sensitivity is not None:
-                    stage_sensitivity(self)
+        self.train_data = self.dataset.train_pipeline(config.batch_size, seed=config.seed or 0)
+        self.val_data = self.dataset.eval_pipeline("val", config.batch_size)
+        self.lr_schedule = StepLearningRate(config.lr, config.decay)
+        self.learning_curve = LearningCurve(
+            {}, on_update=lambda curve: self.recorder.put(learning_curve=curve, lazy=True))
+        self.epoch = epochs_done
+
+    def fit_stage(self, stage: int) -> None:
+        config = self.config
+        n_epochs = config.stage_epochs[stage - 1]
+        set_l1_penalty(self.model, 0.0 if stage == config.steps else config.l1_penalty)
+        self.learning_curve.stage = stage
+        with self.timer("training"):
+            self.model.fit(self.train_data, validation_data=self.val_data, initial_epoch=self.epoch,
+                           epochs=self.epoch + n_epochs,
+                           callbacks=self.stage_callbacks(stage, n_epochs, self.learning_curve, self.lr_schedule),
+                           shuffle=False, verbose=0)  # the pipeline shuffles, seeded
+        self.epoch += n_epochs
+
+    def first_stage(self) -> None:
+        """Stage 1 and, on its weights, the kernel analysis and the comparison: everything before the
+        mode acts, so runs that differ only in their mode share it (``branching``)."""
+        self.start()
+        self.fit_stage(1)
+        self.say("kernel analysis and comparison of modes")
+        self.recorder.put(**analyse_and_compare(self.model, self.evaluate, self.config, self.timer))
+        if self.config.sensitivity is not None:
+            stage_sensitivity(self)
+
+    def continuation(self) -> None:
+        """What follows the first stage: the mode's pruning at the end of every stage but the last,
+        the last stage (unless ``stop_after_pruning``), then the final row."""
+        config = self.config
+        for stage in range(1, config.steps):
+            if stage > 1:
+                self.fit_stage(stage)
             if config.mode is not None:
-                self.prune(stage, epoch)
+                self.prune(stage, self.epoch)
+        if not config.stop_after_pruning:
+            self.fit_stage(config.steps)
         baseline = self.recorder.results.get("performance", {}).get(BASELINE, {}).get("accuracy")
         report = parameter_report(self.model)
         final = performance_row(self.evaluate(self.model), report, baseline)
@@ -229,38 +250,103 @@ def train_run(
     progress=None,
     on_status: Callable[[str], None] | None = None,
 ) -> dict:
-    """Train, prune, analyse and record one run; return its finished run document.
+    """Train, prune, analyse and record one run; return its finished run document (``train_group``
+    of one run)."""
+    return train_group([config], store, dataset, progress=progress, on_status=on_status)[0]
 
-    The run is added to the store as ``running`` before training starts and ends
-    ``completed``, ``failed`` (with the error) or ``interrupted`` (Ctrl-C), partial
-    results kept. Should the store refuse that last write (a full disk, a lost mount),
-    the finished run is kept in a one-run store file of its own (``keep_elsewhere``) and
+
+def train_group(
+    configs: list[TrainConfig],
+    store: Store,
+    dataset,
+    *,
+    progress=None,
+    on_status: Callable[[str], None] | None = None,
+    on_finished: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Train, prune, analyse and record runs that differ only in their mode, with one first stage
+    (``branching.first_stage_groups`` makes such groups); return their finished run documents.
+
+    The first stage is trained once (on the first config), kept (weights and optimizer state) and
+    continued once per config from that state, so each run equals the run trained alone. Every run
+    is added to the store as ``running`` before training starts, with a ``first_stage`` result naming
+    the runs it shares the stage with (when it shares it), and ends ``completed``, ``failed`` (with
+    the error) or ``interrupted`` (Ctrl-C), partial results kept; ``on_finished(run)`` is called as
+    each one ends completed. A failed first stage fails every run; a failed continuation fails its
+    run only, the others go on, and the first error is raised at the end; Ctrl-C interrupts the run
+    in progress and the ones not started. Should the store refuse a run's last write (a full disk, a
+    lost mount), the finished run is kept in a one-run store file of its own (``keep_elsewhere``) and
     the PsykError names it.
     """
-    seed_everything(config.seed)
-    model = build_model(config, dataset, distribution_strategy(config.distribute))
-    document = new_run_document(config.store_config(model.name, model_identity(model)), source="train")
-    run_id = store.add_run(document)
-    recorder = RunRecorder(store, run_id)
-    staged = StagedRun(config, model, dataset, recorder, progress=progress, say=on_status)
-    staged.say(f"run {run_id}: {model.name} on {dataset.name}, mode {config.mode}, "
-               f"L1 {config.l1_penalty:g}, seed {config.seed}")
+    from psykedelic_cli.training.branching import branch, shared_first_stage, snapshot
+
+    first = configs[0]
+    seed_everything(first.seed)
+    model = build_model(first, dataset, distribution_strategy(first.distribute))
+    identity = model_identity(model)
+    documents = [new_run_document(config.store_config(model.name, identity), source="train") for config in configs]
+    run_ids = store.add_runs(documents)
+    trunk = StagedRun(first, model, dataset, RunRecorder(store, run_ids[0]), progress=progress, say=on_status)
+    sharing = len(configs) > 1
+    trunk.say(f"run {run_ids[0]}: {model.name} on {dataset.name}, mode {first.mode}, "
+              f"L1 {first.l1_penalty:g}, seed {first.seed}")
+    if sharing:
+        trunk.say(f"its first stage is shared with {len(configs) - 1} run(s) of mode(s) "
+                  + ", ".join(str(config.mode) for config in configs[1:]))
+        trunk.recorder.put(first_stage=shared_first_stage(run_ids, run_ids[0]))
     try:
-        staged.run()
-        recorder.results["timings"] = staged.timer.seconds
-        # Files come after training: one that cannot be written is a warning on a completed run.
-        warnings = write_artifacts(config, model, {**document, "results": recorder.results})
+        trunk.first_stage()
     except BaseException as exc:
-        recorder.results["timings"] = staged.timer.seconds
-        status, error = run_outcome(exc)
-        _finish(recorder, document, config, status, error=error)
-        if status == "interrupted":
-            staged.say(f"run {run_id} interrupted; its partial results are kept in the store")
+        _end_all(trunk, documents, configs, exc)
         raise
-    _finish(recorder, document, config, "completed", warnings=warnings)
-    for warning in warnings:
-        staged.say(f"warning: {warning}")
-    return store.get_run(run_id)
+    state = snapshot(trunk) if sharing else None
+    finished, failure = [], None
+    for index, (config, document) in enumerate(zip(configs, documents)):
+        staged = trunk
+        try:
+            if index:
+                staged = branch(trunk, state, config, RunRecorder(store, document["id"]),
+                                shared_first_stage(run_ids, document["id"]))
+                staged.say(f"run {document['id']}: mode {config.mode}, from the shared first stage")
+            staged.continuation()
+            staged.recorder.results["timings"] = staged.timer.seconds
+            # Files come after training: one that cannot be written is a warning on a completed run.
+            warnings = write_artifacts(config, model, {**document, "results": staged.recorder.results})
+        except BaseException as exc:
+            staged.recorder.results["timings"] = staged.timer.seconds
+            status, error = run_outcome(exc)
+            _finish(staged.recorder, document, config, status, error=error)
+            if status == "interrupted":
+                staged.say(f"run {document['id']} interrupted; its partial results are kept in the store")
+                _end_all(trunk, documents[index + 1:], configs[index + 1:], exc, state)
+                raise
+            if not isinstance(exc, Exception):
+                raise
+            failure = failure or exc
+            continue
+        _finish(staged.recorder, document, config, "completed", warnings=warnings)
+        for warning in warnings:
+            staged.say(f"warning: {warning}")
+        run = store.get_run(document["id"])
+        if on_finished is not None:
+            on_finished(run)
+        finished.append(run)
+    if failure is not None:
+        raise failure
+    return finished
+
+
+def _end_all(trunk: StagedRun, documents: list[dict], configs: list[TrainConfig], exc: BaseException,
+             state=None) -> None:
+    """End the runs of ``documents`` (not continued: the first stage failed or was interrupted, or a
+    run before them was) as ``exc`` ends a run, each with the first stage's results."""
+    status, error = run_outcome(exc)
+    results = trunk.recorder.results if state is None else state.results
+    for document, config in zip(documents, configs):
+        recorder = trunk.recorder if document["id"] == trunk.recorder.run_id else RunRecorder(trunk.recorder.store,
+                                                                                                document["id"])
+        recorder.results = {**results, "timings": dict(trunk.timer.seconds if state is None else state.timings)}
+        _finish(recorder, document, config, status, error=error)
 
 
 def _finish(recorder: RunRecorder, document: dict, config: TrainConfig, status: str, **fields) -> None:

@@ -35,27 +35,30 @@ def _load(config: TrainConfig | RecordConfig):
 
 def train_all(configs: list[TrainConfig], store_file: Path, *, err_console: Console,
               on_finished: Callable[[dict], None] | None = None) -> list[dict]:
-    """Run every config one after another (one store run each), with progress on ``err_console``.
+    """Run every config (one store run each), with progress on ``err_console``: runs that differ
+    only in their mode share one first stage (``branching.first_stage_groups``), the groups one
+    after another.
 
     ``on_finished(run)`` is called with each finished run document.
     """
-    from psykedelic_cli.training.flow import train_run
+    from psykedelic_cli.training.branching import first_stage_groups
+    from psykedelic_cli.training.flow import train_group
 
     store = Store(store_file)
     datasets: dict = {}
     finished = []
-    for number, config in enumerate(configs, start=1):
-        key = (config.dataset, str(config.data_dir))
+    for group in first_stage_groups(configs):
+        key = (group[0].dataset, str(group[0].data_dir))
         if key not in datasets:
-            datasets[key] = _load(config)
+            datasets[key] = _load(group[0])
         if len(configs) > 1:
-            err_console.rule(f"run {number} of {len(configs)}")
+            first = len(finished) + 1
+            numbers = f"run {first}" if len(group) == 1 else f"runs {first}-{first + len(group) - 1}"
+            shared = ", one shared first stage" if len(group) > 1 else ""
+            err_console.rule(f"{numbers} of {len(configs)}{shared}")
         with _progress(err_console) as progress:
-            run = train_run(config, store, datasets[key], progress=progress,
-                            on_status=lambda message: progress.console.log(message))
-        if on_finished is not None:
-            on_finished(run)
-        finished.append(run)
+            finished += train_group(group, store, datasets[key], progress=progress, on_finished=on_finished,
+                                    on_status=lambda message: progress.console.log(message))
     return finished
 
 
