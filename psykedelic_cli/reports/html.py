@@ -2,9 +2,10 @@
 
 ``write_page`` writes ``index.html`` with the charts beside it (``<report>/<chart>.svg`` or
 ``.png``); the page loads nothing from the network: its style and its one small script
-(click a column header to sort a table; a chart that fails to load is a console error) are inline. Every number links to the set of runs
-behind it, and every run id to a section with the run's config, versions, host and learning
-curve (an inline SVG drawn here, no matplotlib). No backend is imported.
+(click a column header to sort a table; a chart that fails to load is a console error) are
+inline. Every number links to the set of runs behind it, and every run id to a section with
+the run's config, versions, host and learning curve (an inline SVG drawn here, no
+matplotlib). No backend is imported.
 """
 
 from __future__ import annotations
@@ -42,11 +43,15 @@ class RunSets:
 
     def __init__(self) -> None:
         self.ids: dict[tuple[str, ...], int] = {}
+        self.given: dict[tuple[str, ...], str] = {}
+        """Anchors by the tuple as given: a table's cells mostly repeat one tuple, sorted only once."""
 
     def anchor(self, runs: Sequence[str]) -> str:
-        key = tuple(sorted(runs))
-        number = self.ids.setdefault(key, len(self.ids) + 1)
-        return f"set-{number}"
+        given = tuple(runs)
+        if given not in self.given:
+            number = self.ids.setdefault(tuple(sorted(given)), len(self.ids) + 1)
+            self.given[given] = f"set-{number}"
+        return self.given[given]
 
 
 def chart_paths(section: Section, out_dir: Path, image_format: str) -> list[Path]:

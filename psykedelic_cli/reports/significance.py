@@ -42,11 +42,12 @@ from psykedelic_cli.reports.report import Chart, Report
 from psykedelic_cli.store.schema import BASELINE
 
 PAIRINGS = {
-    "compared": "criteria compared on the same trained weights; a block is one first stage (one seed's runs)",
+    "compared": "criteria compared on the same trained weights; a block is one first stage (the runs of one seed, "
+    "or one run without a seed)",
     "trained": "modes trained in separate runs, paired by seed; a block is one seed",
 }
 _PAIRING_SHORT = {
-    "compared": "criteria compared on the same weights, one block per seed",
+    "compared": "criteria compared on the same weights, one block per first stage",
     "trained": "modes trained separately, paired by seed",
 }
 _NAMED_BLOCKS = 12
