@@ -18,6 +18,7 @@ Then ``rank_tests.compare``: Friedman, Nemenyi CD, Wilcoxon with Holm, bootstrap
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Sequence
@@ -50,6 +51,8 @@ _PAIRING_SHORT = {
     "compared": "criteria compared on the same weights, one block per first stage",
     "trained": "modes trained separately, paired by seed",
 }
+_TITLE_WIDTH = 70
+"""Characters per line of a chart title at the paper width."""
 _NAMED_BLOCKS = 12
 """Captions name the blocks of comparisons with at most this many."""
 RECORD_FIELDS = (
@@ -338,15 +341,19 @@ def draw_critical_differences(title: str, pairing: str, comparisons: Sequence[Co
 
     most = max(len(c.result.treatments) for c in comparisons)
     panel = 1.0 + 0.22 * math.ceil(most / 2)
-    figure, axes = charts.figure(charts.PAPER_WIDTH, 0.9 + panel * len(comparisons), nrows=len(comparisons))
+    heading = 0.2 * (3 + len(textwrap.wrap(title, _TITLE_WIDTH)))
+    figure, axes = charts.figure(charts.PAPER_WIDTH, heading + panel * len(comparisons), nrows=len(comparisons))
     for ax, comparison in zip(np.atleast_1d(axes), comparisons):
         _cd_panel(ax, comparison.result)
         n = comparison.result.blocks
         ax.set_title(f"{CATEGORY_LABELS[comparison.category]} (N = {n} block{'' if n == 1 else 's'})", loc="left")
-    figure.suptitle(
-        f"Critical difference diagram (Nemenyi, α = {comparisons[0].result.alpha:g}) — {title}\n"
-        f"{_PAIRING_SHORT[pairing]}\nthick bars join criteria whose mean ranks differ by less than the CD"
-    )
+    lines = [
+        f"Critical difference diagram (Nemenyi, α = {comparisons[0].result.alpha:g})",
+        *textwrap.wrap(title, _TITLE_WIDTH),
+        _PAIRING_SHORT[pairing],
+        "thick bars join criteria whose mean ranks differ by less than the CD",
+    ]
+    figure.suptitle("\n".join(lines))
     return figure
 
 
