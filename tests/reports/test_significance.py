@@ -177,7 +177,7 @@ def test_cli_writes_every_file_and_reads_no_backend(runs, tmp_path):
         "significance_trained_cifar10_MicroResNet32_default_1e-04.png",
     ]
     probe = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import psykedelic_cli.cli.app, psykedelic_cli.reports"],
+        [sys.executable, "-X", "importtime", "-c", "import psykedelic_cli.cli.app, psykedelic_cli.reports.html"],
         capture_output=True, text=True, check=True,
     )
     assert not [line for line in probe.stderr.splitlines() if "tensorflow" in line or "keras" in line]
@@ -192,3 +192,26 @@ def test_cli_bad_input_is_one_line(runs, tmp_path):
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "is a file" in result.stderr
     result = CliRunner().invoke(app, ["--store", str(store), "report", "significance", "--mode", "det"])
     assert result.exit_code == 1 and "two or more criteria" in result.stderr and "Traceback" not in result.stderr
+
+
+LEGACY_KEY = "MicroResNet32:adam:categorical_crossentropy:1e-03:200:128:random_init:CIFAR-10:1e-04"
+
+
+def test_imported_legacy_runs_are_a_block_each(tmp_path):
+    def entry(det: float, weight: float) -> dict:
+        return {
+            "None": {"param_count": 1000, "score": 0.0, "accuracy": 0.9, "precision": 0.9, "recall": 0.9},
+            "det": {"param_count": 250, "score": det, "accuracy": 0.85, "precision": 0.8, "recall": 0.8},
+            "weight": {"param_count": 500, "score": weight, "accuracy": 0.88, "precision": 0.8, "recall": 0.8},
+        }
+
+    legacy = tmp_path / "experiments.json"
+    legacy.write_text(json.dumps({"performance": {LEGACY_KEY: {"1e-04": [entry(0.7, 0.4), entry(0.6, 0.45)]}}}))
+    store = tmp_path / "psyk-store.json"
+    assert CliRunner().invoke(app, ["--store", str(store), "import-legacy", str(legacy)]).exit_code == 0
+    result = CliRunner().invoke(app, ["--store", str(store), "report", "significance", "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    [friedman] = [
+        r for r in json.loads(result.stdout)["records"] if r["record"] == "friedman" and r["category"] == "score"
+    ]
+    assert (friedman["dataset"], friedman["blocks"], friedman["pairing"]) == ("cifar10", 2, "compared")
