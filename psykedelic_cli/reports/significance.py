@@ -92,7 +92,6 @@ class SignificanceReport(Report):
     """A report whose tables are ``Grid``s of test results and whose CSV/JSON are ``records``."""
 
     records: list[dict] = field(default_factory=list)
-    comparisons: list[Comparison] = field(default_factory=list)
 
     def text(self, table_format: str) -> str:
         if table_format == "latex":
@@ -203,7 +202,7 @@ def significance_report(
                 ))
     return SignificanceReport(
         name="significance", record_fields=(*fields, *RECORD_FIELDS), tables=tables, charts=charts,
-        records=records, comparisons=comparisons,
+        records=records,
     )
 
 
