@@ -282,6 +282,12 @@ def show(
     console.print(_field_table("results", described) if results else "no results yet")
     if results.get("performance"):
         _print_fitted(performance_table(doc))
+    if results.get("sensitivity"):
+        from psykedelic_cli.reports.sensitivity import sensitivity_report
+        from psykedelic_cli.reports.tables import to_rich
+
+        for table in to_rich(sensitivity_report([doc]).tables[0], console.width):  # the layers ranked
+            console.print(table)
 
 
 def _field_table(title: str, rows: dict[str, str]) -> Table:

@@ -220,6 +220,7 @@ def test_psyk_sensitivity_records_a_run_that_lists_shows_and_reports(trained, tm
     assert "sensitivity: weight" in listed.stdout, listed.stdout
     shown = invoke(store, "show", run["id"])
     assert f"weight: {len(sensitivity['layers'])} layers × 2 values of threshold (0.01, 0.1)" in shown.stdout
+    assert "Layers ranked by sensitivity" in shown.stdout
 
     report = invoke(store, "report", "sensitivity", "-f", "json", "-o", tmp_path / "charts")
     assert report.exit_code == 0, report.output
