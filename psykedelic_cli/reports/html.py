@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
+
 from psykedelic_cli.reports.aggregate import config_value, format_value
 from psykedelic_cli.reports.grid import Grid, to_html
 from psykedelic_cli.reports.report import Report, file_stem
@@ -269,10 +271,13 @@ def learning_curve_svg(curve: dict | None, width: int = 320, height: int = 160) 
     plot_w, plot_h = width - left - right, height - top - bottom
     epochs = max(len(values) for *_, values in series)
 
-    def point(i: int, value: float) -> str:
-        x = left + (plot_w * i / max(epochs - 1, 1))
-        y = top + plot_h * (1 - min(max(value, 0.0), 1.0))
-        return f"{x:.1f},{y:.1f}"
+    def points(values: list) -> str:
+        """``x y x y …`` in pixels (SVG takes spaces between the numbers), missing values left out."""
+        y = np.array([math.nan if v is None else v for v in values], dtype=float)
+        x = left + plot_w * np.arange(len(y)) / max(epochs - 1, 1)
+        kept = np.isfinite(y)
+        y = top + plot_h * (1 - np.clip(y[kept], 0.0, 1.0))
+        return " ".join(map(str, np.column_stack([x[kept], y]).round(1).ravel().tolist()))
 
     parts = [
         f'<svg class="curve" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -285,9 +290,9 @@ def learning_curve_svg(curve: dict | None, width: int = 320, height: int = 160) 
     parts.append(f'<text x="{left}" y="{height - 6}" font-size="9">epoch 1</text>')
     parts.append(f'<text x="{width - right}" y="{height - 6}" text-anchor="end" font-size="9">{epochs}</text>')
     for index, (_, color, label, values) in enumerate(series):
-        points = " ".join(point(i, v) for i, v in enumerate(values) if isinstance(v, (int, float)) and math.isfinite(v))
-        if points:
-            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.4" points="{points}"/>')
+        drawn = points(values) if values else ""
+        if drawn:
+            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.4" points="{drawn}"/>')
             parts.append(f'<text x="{left + 6}" y="{top + 12 + 11 * index}" font-size="9" fill="{color}">'
                          f"{html.escape(label)}</text>")
     parts.append("</svg>")

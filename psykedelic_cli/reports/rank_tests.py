@@ -155,12 +155,14 @@ def paired_bootstrap(
     """``(low, high)``: (k × k) percentile intervals of the mean difference column i - column j.
 
     Blocks are resampled with replacement, the same draw for every pair, so each pair keeps
-    its pairing; a draw is a vector of block counts, which makes the resampled means one
-    matrix product. Seeded: the same data and seed give the same interval.
+    its pairing; a draw is counted per block, which makes the resampled means one matrix
+    product. Seeded: the same data and seed give the same interval.
     """
     blocks = values.shape[0]
     rng = np.random.default_rng(seed)
-    counts = rng.multinomial(blocks, np.full(blocks, 1 / blocks), size=resamples)
+    drawn = rng.integers(0, blocks, size=(resamples, blocks))
+    offsets = (np.arange(resamples) * blocks)[:, None]
+    counts = np.bincount((drawn + offsets).ravel(), minlength=resamples * blocks).reshape(resamples, blocks)
     means = counts @ values / blocks  # (resamples × k)
     differences = means[:, :, None] - means[:, None, :]
     tail = (1 - confidence) / 2 * 100

@@ -120,13 +120,17 @@ def block_matrix(observations: dict[BlockKey, dict[str, list[float]]], runs: dic
     """Complete blocks of ``{block: {criterion: [values]}}`` (a criterion's values in one block averaged)."""
     treatments = tuple(sorted({t for block in observations.values() for t in block}, key=mode_sort_key))
     complete = [b for b, block in observations.items() if all(t in block for t in treatments)]
-    values = np.array([[np.mean(observations[b][t]) for t in treatments] for b in complete]).reshape(
+    values = np.array([[_mean(observations[b][t]) for t in treatments] for b in complete]).reshape(
         len(complete), len(treatments)
     )
     labels = tuple(f"{kind} {format_value(value)}" for kind, value in complete)
     return Blocks(
         treatments, values, tuple(tuple(runs[b]) for b in complete), labels, len(observations) - len(complete)
     )
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 def _finite(value: object) -> float | None:
