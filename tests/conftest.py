@@ -1,6 +1,9 @@
 """Suite-wide settings and the two fixtures every folder may need: a pinned clock and a
 bounded wait on a condition.
 
+The suite runs on TensorFlow. Under ``KERAS_BACKEND=jax`` or ``torch`` only the tests marked
+``backends`` run (``make test`` runs them on both): those that must hold on every backend.
+
 No test reads today's date or orders two events with ``sleep``: time enters the library
 as an argument (``now=``) and comes from ``clock``. Tests that wait on another process by
 design carry the ``race`` marker (``pytest -m race`` runs them apart, ``-m "not race"``
@@ -17,6 +20,18 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if BACKEND == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason=f"KERAS_BACKEND={BACKEND} runs only the tests marked `backends`")
+    for item in items:
+        if "backends" not in item.keywords:
+            item.add_marker(skip)
+
 
 PINNED_TIME = datetime(2026, 1, 15, 12, 0, 0, tzinfo=timezone.utc)
 

@@ -68,28 +68,43 @@ ContributionThresholdOption = Annotated[
 RateOption = Annotated[float, typer.Option("--rate", help=_help("rate"))]
 
 
-def import_tensorflow() -> None:
-    """Import TensorFlow with its native start-up chatter silenced.
+def start_backend(backend: str | None = None) -> str:
+    """Make ``backend`` (default: ``KERAS_BACKEND``, else TensorFlow) the Keras backend of this process and
+    load it; returns its name. PsykError (exit 2) for an unknown or missing backend.
 
     TensorFlow's C++ side writes notes such as "Could not find cuda drivers" straight to
     file descriptor 2 before any log level applies, so the descriptor itself is pointed
-    at /dev/null for the import (Python errors still raise normally afterwards).
+    at /dev/null while it loads (Python errors still raise normally afterwards).
     Commands that train or load models call this first; store-only commands never do.
     """
     import os
     import sys
 
-    if "tensorflow" in sys.modules:
-        return
+    from psykedelic_cli.backends import select_backend
+
+    name = select_backend(backend)
+    if "keras" in sys.modules:
+        return name
     sys.stderr.flush()
     saved = os.dup(2)
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
+            if name == "tensorflow":
+                import tensorflow  # noqa: F401
+            import keras  # noqa: F401
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    return name
+
+
+BackendOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--backend", help="Keras backend: tensorflow | jax | torch (default: KERAS_BACKEND, else tensorflow)."
+    ),
+]
 
 
 @contextlib.contextmanager

@@ -14,11 +14,12 @@ from typer.core import TyperCommand
 
 from psykedelic_cli.cli.app import app
 from psykedelic_cli.cli.common import (
+    BackendOption,
     ContributionThresholdOption,
     RateOption,
     ThresholdOption,
     console,
-    import_tensorflow,
+    start_backend,
 )
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.outputs import check_model_output
@@ -102,6 +103,7 @@ def prune(
         typer.Option(help="Keep our masked layers in the output (default: plain Keras Conv2D, dead kernels zero)."),
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
+    backend: BackendOption = None,
 ) -> None:
     """Kill the kernels a pruning mode marks in every Conv2D of MODEL; write the pruned model; report what is left.
 
@@ -111,7 +113,7 @@ def prune(
     with LoRA on is pruned by its effective kernel and written with LoRA merged (off).
     """
     _check_request(model, output, mode, threshold, contribution_threshold, rate)
-    import_tensorflow()
+    start_backend(backend)
     from psykedelic_cli.models.surgery import load_model, merge_lora, prune_model, save_model
 
     network = merge_lora(load_model(model))  # the report counts what is written: LoRA merged, its factors gone

@@ -7,7 +7,6 @@ into the command as for ``psyk record``.
 from __future__ import annotations
 
 import inspect
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +16,7 @@ from psykedelic_cli.cli.app import app
 from psykedelic_cli.cli.common import (
     console,
     err_console,
-    import_tensorflow,
+    start_backend,
     stop_gracefully_on_termination,
     store_path,
 )
@@ -38,8 +37,7 @@ def sensitivity(ctx: typer.Context, model: Path, **options) -> None:
     if not model.is_file():
         raise PsykError(f"model file not found: {model}")
     config = _config(SensitivityConfig, options).validate()
-    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
-        import_tensorflow()
+    start_backend(getattr(config, "backend", None))
     from psykedelic_cli.reports.sensitivity import sensitivity_report
     from psykedelic_cli.reports.tables import to_rich
     from psykedelic_cli.training.sensitivity import record_sensitivity

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from psykedelic_cli.cli.app import app
-from psykedelic_cli.cli.common import console, import_tensorflow
+from psykedelic_cli.cli.common import BackendOption, console, start_backend
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.outputs import check_model_output
 
@@ -84,6 +84,7 @@ def thin(
     model: Annotated[Path, typer.Argument(help="A .keras model with dead kernels (psyk's masks or all-zero kernels).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the thinned model (.keras).")],
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of tables.")] = False,
+    backend: BackendOption = None,
 ) -> None:
     """Remove dead filters and unused input channels from MODEL: a smaller, faster plain Keras model, same predictions.
 
@@ -94,7 +95,7 @@ def thin(
     layer's bias where that is exact, and kept otherwise; the report says why.
     """
     _check_request(model, output)
-    import_tensorflow()
+    start_backend(backend)
     from psykedelic_cli.models.surgery import load_model, save_model
     from psykedelic_cli.models.thinning import thin_model
 

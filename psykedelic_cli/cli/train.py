@@ -18,7 +18,7 @@ from psykedelic_cli.cli.app import app
 from psykedelic_cli.cli.common import (
     console,
     err_console,
-    import_tensorflow,
+    start_backend,
     stop_gracefully_on_termination,
     store_path,
 )
@@ -127,7 +127,7 @@ def train(ctx: typer.Context, **options) -> None:
     if base.out_dir is not None:
         check_output_dir(base.out_dir, "--out-dir")
 
-    import_tensorflow()
+    start_backend(base.backend)
     from psykedelic_cli.training.session import train_all
 
     with stop_gracefully_on_termination():
@@ -156,7 +156,7 @@ def record(ctx: typer.Context, model: Path, **options) -> None:
     if not model.is_file():
         raise PsykError(f"model file not found: {model}")
     config = _config(RecordConfig, options).validate()
-    import_tensorflow()
+    start_backend(config.backend)
     from psykedelic_cli.training.session import record_model
 
     with stop_gracefully_on_termination():

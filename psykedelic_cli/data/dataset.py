@@ -1,10 +1,11 @@
-"""Load a dataset by name, split and normalise it, and serve it as tf.data pipelines.
+"""Load a dataset by name, split it, and serve normalised batches to any Keras backend.
 
 Preprocessing, the same for every dataset: hold out 10 % of the training
 images for validation (stratified, by ``split_seed``), scale pixels to [0, 1],
 and subtract the per-pixel mean of the remaining training images from every
-split. Digits has no official test split: a stratified 80/20 split with the
-fixed seed ``DIGITS_SPLIT_SEED`` stands in for one.
+split. Images are kept as the files hold them (uint8 for photos) and normalised
+one batch at a time (``psykedelic_cli.data.pipeline``). Digits has no official
+test split: a stratified 80/20 split with the fixed seed ``DIGITS_SPLIT_SEED`` stands in for one.
 
 psyk keeps ``split_seed`` at its default for every run, whatever ``--seed``
 says: all seeds then train, validate (early stopping) and test on the same
@@ -46,7 +47,11 @@ _AUGMENTED = frozenset({"cifar10", "cifar100", "tiny-imagenet"})
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """A dataset ready to train on: float32 NHWC images, scaled to [0, 1] minus ``mean``; int labels."""
+    """A dataset ready to train on: NHWC images as stored (pixels in [0, ``pixel_max``]), int labels.
+
+    The network sees ``images / pixel_max - mean`` (``features``, and the batches of the
+    pipelines); ``mean`` is the per-pixel mean of the scaled training images.
+    """
 
     name: str
     x_train: np.ndarray
@@ -59,6 +64,7 @@ class Dataset:
     augment: bool
     mean: np.ndarray
     source: str
+    pixel_max: float = 1.0
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -83,30 +89,33 @@ class Dataset:
             "augment": self.augment,
         }
 
+    def _split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        splits = {"train": (self.x_train, self.y_train), "val": (self.x_val, self.y_val),
+                  "test": (self.x_test, self.y_test)}
+        if split not in splits:
+            raise PsykError(f"unknown split {split!r}; choose one of {', '.join(splits)}")
+        return splits[split]
+
+    def features(self, split: str) -> np.ndarray:
+        """The ``"train"``, ``"val"`` or ``"test"`` images as the network sees them: float32, normalised."""
+        return normalised(self._split(split)[0], self.pixel_max, self.mean)
+
     def train_pipeline(self, batch_size: int, seed: int = 0):
         """Training batches ``(images, one-hot labels)``: reshuffled every epoch, shifted and mirrored when ``augment``."""  # noqa: E501
-        batch_size = _checked_batch_size(batch_size)
-        from psykedelic_cli.data.pipeline import batches  # TensorFlow loads here, not on import
-
-        return batches(
-            self.x_train,
-            self.y_train,
-            self.n_classes,
-            batch_size,
-            shuffle_seed=seed,
-            augment_seed=seed if self.augment else None,
-        )
+        return self._batches("train", batch_size, shuffle_seed=seed, augment_seed=seed if self.augment else None)
 
     def eval_pipeline(self, split: str, batch_size: int):
         """Batches of the ``"val"`` or ``"test"`` split, in order, never augmented."""
-        splits = {"val": (self.x_val, self.y_val), "test": (self.x_test, self.y_test)}
-        if split not in splits:
-            raise PsykError(f"unknown split {split!r}; choose one of {', '.join(splits)}")
-        batch_size = _checked_batch_size(batch_size)
-        from psykedelic_cli.data.pipeline import batches
+        if split == "train":
+            raise PsykError("unknown split 'train'; choose one of val, test")
+        return self._batches(split, batch_size)
 
-        images, labels = splits[split]
-        return batches(images, labels, self.n_classes, batch_size)
+    def _batches(self, split: str, batch_size: int, **seeds):
+        images, labels = self._split(split)
+        batch_size = _checked_batch_size(batch_size)
+        from psykedelic_cli.data.pipeline import Batches  # Keras loads here, not on import
+
+        return Batches(images, labels, self.n_classes, batch_size, pixel_max=self.pixel_max, mean=self.mean, **seeds)
 
 
 def _checked_batch_size(batch_size: int) -> int:
@@ -132,8 +141,20 @@ def stratified_holdout(labels: np.ndarray, fraction: float, rng: np.random.Gener
     return np.flatnonzero(~is_held), np.flatnonzero(is_held)
 
 
-def _scaled(images: np.ndarray, pixel_max: float) -> np.ndarray:
-    return np.true_divide(images, np.float32(pixel_max), dtype=np.float32)
+def normalised(images: np.ndarray, pixel_max: float, mean: np.ndarray) -> np.ndarray:
+    """``images / pixel_max - mean`` in float32, the network's input (``mean``: the scaled training images' mean)."""
+    scaled = np.true_divide(images, np.float32(pixel_max), dtype=np.float32)
+    scaled -= mean
+    return scaled
+
+
+def _training_mean(images: np.ndarray, pixel_max: float, chunk: int = 4096) -> np.ndarray:
+    """The per-pixel mean of ``images / pixel_max`` (float32 scaling, float64 sums), a chunk at a time."""
+    total = np.zeros(images.shape[1:], dtype=np.float64)
+    for start in range(0, len(images), chunk):
+        total += np.true_divide(images[start:start + chunk], np.float32(pixel_max), dtype=np.float32).sum(
+            axis=0, dtype=np.float64)
+    return (total / max(len(images), 1)).astype(np.float32)
 
 
 def prepare(name: str, raw: RawImages, split_seed: int = VALIDATION_SPLIT_SEED) -> Dataset:
@@ -148,26 +169,21 @@ def prepare(name: str, raw: RawImages, split_seed: int = VALIDATION_SPLIT_SEED) 
     kept, held = stratified_holdout(y_train, VALIDATION_FRACTION, np.random.default_rng(split_seed))
     if len(kept) == 0:
         raise PsykError(f"{name}: {raw.source} holds too few training images to split ({len(y_train)})")
-    splits = {
-        "train": _scaled(x_train[kept], raw.pixel_max),
-        "val": _scaled(x_train[held], raw.pixel_max),
-        "test": _scaled(x_test, raw.pixel_max),
-    }
-    mean = splits["train"].mean(axis=0, dtype=np.float64).astype(np.float32)
-    for images in splits.values():
-        images -= mean
+    train_images = x_train[kept]
+    mean = _training_mean(train_images, raw.pixel_max)
     return Dataset(
         name=name,
-        x_train=splits["train"],
+        x_train=train_images,
         y_train=y_train[kept],
-        x_val=splits["val"],
+        x_val=x_train[held],
         y_val=y_train[held],
-        x_test=splits["test"],
+        x_test=x_test,
         y_test=np.asarray(y_test, dtype=np.int64),
         n_classes=raw.n_classes,
         augment=name in _AUGMENTED,
         mean=mean,
         source=raw.source,
+        pixel_max=float(raw.pixel_max),
     )
 
 

@@ -20,26 +20,9 @@ def masked_kernel(kernel, mask):
     flush-to-zero (TensorFlow's on CPU) and turns subnormal weights of surviving
     kernels into 0, whereas this returns them bit for bit.
     """
-    alive = ops.not_equal(mask, 0)[None, None, :, :]
+    kernel = ops.convert_to_tensor(kernel)  # a Keras variable is no array to every backend's zeros_like
+    alive = ops.not_equal(ops.convert_to_tensor(mask), 0)[None, None, :, :]
     return ops.where(alive, kernel, ops.zeros_like(kernel))
-
-
-class _MaskedKernel(keras.constraints.Constraint):
-    """``masked_kernel(kernel, mask)`` after every optimizer step, then the user's own constraint.
-
-    A dead kernel gets a zero gradient, but an optimizer with momentum (Adam, SGD with
-    momentum) still moves it by its remembered velocity; re-applying the mask after
-    each step keeps its stored weights exactly zero. Lives on the kernel variable only,
-    never in the layer config: the layer rebuilds it at ``build``.
-    """
-
-    def __init__(self, mask, inner=None):
-        self.mask = mask
-        self.inner = inner
-
-    def __call__(self, kernel):
-        masked = masked_kernel(kernel, self.mask)
-        return self.inner(masked) if self.inner is not None else masked
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -48,9 +31,12 @@ class MicroConv2D(keras.layers.Conv2D):
 
     Holds a non-trainable ``mask`` weight of shape ``(C_in / groups, C_out)`` (ones at
     first) and convolves with ``masked_kernel(kernel, mask)``: a dead kernel
-    contributes exactly zero to the output and its weights get a zero gradient. The
-    stored kernel weights of dead kernels are kept at exactly zero through training
-    (see ``_MaskedKernel``). The config is the plain Conv2D config.
+    contributes exactly zero to the output and its weights get a zero gradient (and a
+    zero L1 gradient, see ``SwitchableL1``). Killing kernels through
+    ``psykedelic_cli.models.surgery.set_masks`` zeroes their stored weights and their
+    optimizer slots (momentum, Adam's moments), so no optimizer moves them again: the
+    stored weights of dead kernels stay exactly zero through training, on every backend,
+    with no work in the train step. The config is the plain Conv2D config.
 
     With LoRA on, the kernel variable is frozen and the factors A and B train; no
     constraint on them can keep A·B zero on a dead kernel alone, so ``kernel`` (the
@@ -69,7 +55,6 @@ class MicroConv2D(keras.layers.Conv2D):
             trainable=False,
             dtype="float32",
         )
-        self._kernel.constraint = _MaskedKernel(self.kernel_mask, self.kernel_constraint)
         if lora_rank:
             self.enable_lora(lora_rank, lora_alpha=self.lora_alpha)
 
@@ -102,7 +87,9 @@ class SwitchableL1(keras.regularizers.Regularizer):
 
     The factor is a non-trainable variable read inside the compiled train step, so the
     trainer can switch the penalty off for the last stage (``set_l1_penalty``) without
-    rebuilding or recompiling the model.
+    rebuilding or recompiling the model. Its gradient at a weight of exactly 0 is 0 on
+    every backend (JAX's ``abs`` has gradient 1 there): a dead kernel's zero weights get
+    no push from the penalty.
     """
 
     def __init__(self, l1: float = 0.0):
@@ -110,12 +97,15 @@ class SwitchableL1(keras.regularizers.Regularizer):
         self.penalty = keras.Variable(self.l1, dtype="float32", trainable=False, name="l1_penalty")
 
     def assign(self, l1: float) -> None:
-        """Set the factor; takes effect at the next train step, compiled or not."""
+        """Set the factor. TensorFlow and PyTorch read it at the next step, compiled or not; on JAX it is a
+        constant of the traced step, so set it through ``surgery.set_l1_penalty``, which has the steps traced again."""
         self.l1 = float(l1)
         self.penalty.assign(self.l1)
 
     def __call__(self, weights):
-        return ops.multiply(ops.cast(self.penalty, weights.dtype), ops.sum(ops.abs(weights)))
+        weights = ops.convert_to_tensor(weights)
+        magnitude = ops.where(ops.equal(weights, 0), ops.zeros_like(weights), ops.abs(weights))
+        return ops.multiply(ops.cast(self.penalty, weights.dtype), ops.sum(magnitude))
 
     def get_config(self) -> dict:
         return {"l1": self.l1}

@@ -29,6 +29,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from psykedelic_cli.backends.compiled import refresh_compiled_steps
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.models.layers import MicroConv2D, SwitchableL1
 from psykedelic_cli.pruning.modes import (
@@ -153,11 +154,29 @@ def _masked(kernel: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(mask)[None, None] != 0, kernel, np.zeros((), kernel.dtype))
 
 
-def _write_conv(layer, kernel: np.ndarray, mask: np.ndarray) -> None:
-    """Store ``kernel`` with the kernels dead in ``mask`` zeroed (LoRA merged), and the mask on a ``MicroConv2D``."""
-    _assign(_kernel_writes(layer, _masked(kernel, mask)))
+def _write_conv(layer, kernel: np.ndarray, mask: np.ndarray, optimizer=None) -> None:
+    """Store ``kernel`` with the kernels dead in ``mask`` zeroed (LoRA merged), and the mask on a ``MicroConv2D``;
+    the dead kernels' slots in ``optimizer`` are zeroed too (``optimizer_slots``)."""
+    writes = _kernel_writes(layer, _masked(kernel, mask))
+    if optimizer is not None:
+        writes += [(slot, _masked(np.asarray(keras.ops.convert_to_numpy(slot)), mask))
+                   for slot in optimizer_slots(optimizer, _kernel_variable(layer))]
+    _assign(writes)
     if isinstance(layer, MicroConv2D):
         layer.kernel_mask.assign(np.asarray(mask, dtype=np.float32))
+
+
+def optimizer_slots(optimizer, variable) -> list:
+    """The per-weight state ``optimizer`` keeps for ``variable``: SGD's momentum, Adam's first and
+    second moments, RMSprop's and Adagrad's accumulators (each the variable's shape).
+
+    A Keras 3 optimizer names such a slot ``<variable path with / as _>_<slot>``
+    (``add_variable_from_reference``). Empty before the optimizer is built.
+    """
+    prefix = variable.path.replace("/", "_") + "_"
+    shape = tuple(variable.shape)
+    return [slot for slot in getattr(optimizer, "variables", ())
+            if slot.name.startswith(prefix) and tuple(slot.shape) == shape]
 
 
 def get_masks(model) -> dict[str, np.ndarray]:
@@ -169,7 +188,9 @@ def set_masks(model, masks: Mapping[str, np.ndarray]) -> None:
     """Apply ``masks`` (keyed by layer path; a subset is fine) monotonely: alive where old AND new are alive.
 
     The stored kernel weights of dead kernels become exactly zero (a saved model shows
-    them), the others keep every bit, and ``MicroConv2D`` mask weights are updated. A
+    them), the others keep every bit, and ``MicroConv2D`` mask weights are updated. With a
+    compiled model, the dead kernels' optimizer slots (momentum, moments) are zeroed as
+    well: their gradient is zero, so no optimizer step moves them again. A
     layer with LoRA on gets its effective kernel, masked, as its kernel, and B = 0.
     PsykError for a path that is no Conv2D or a mask of the wrong shape.
     """
@@ -186,7 +207,8 @@ def set_masks(model, masks: Mapping[str, np.ndarray]) -> None:
         requested = np.asarray(mask)
         if requested.shape != current.shape:
             raise PsykError(f"mask for layer {path!r} has shape {requested.shape}, expected {current.shape}")
-        _write_conv(layer, effective_kernel(layer), np.minimum(current, (requested != 0).astype(np.float32)))
+        _write_conv(layer, effective_kernel(layer), np.minimum(current, (requested != 0).astype(np.float32)),
+                    getattr(model, "optimizer", None))
 
 
 def mask_weight_ids(layers) -> set[int]:
@@ -345,16 +367,22 @@ def prune_model(
 
 @contextlib.contextmanager
 def trial_masks(model, paths=None):
-    """Snapshot every conv kernel, its LoRA factors and its mask; restore them exactly on exit (also on error).
+    """Snapshot every conv kernel, its LoRA factors, its mask and its optimizer slots (``set_masks`` zeroes
+    those of the kernels it kills); restore them exactly on exit (also on error).
 
     ``paths`` (layer paths) limits the snapshot to those layers, for a trial that changes only them.
     """
     layers = conv_layer_paths(model)
     layers = layers.values() if paths is None else [layers[path] for path in paths]
+    optimizer = getattr(model, "optimizer", None)
     weights = [
         weight
         for layer in layers
-        for weight in [*_kernel_weights(layer), *([layer.kernel_mask] if isinstance(layer, MicroConv2D) else [])]
+        for weight in [
+            *_kernel_weights(layer),
+            *([layer.kernel_mask] if isinstance(layer, MicroConv2D) else []),
+            *(optimizer_slots(optimizer, _kernel_variable(layer)) if optimizer is not None else []),
+        ]
     ]
     saved = [(weight, np.array(keras.ops.convert_to_numpy(weight))) for weight in weights]
     try:
@@ -529,7 +557,7 @@ def set_l1_penalty(model, value: float) -> None:
     """Set the factor of every ``SwitchableL1`` on the model's conv kernels (0 switches the penalty off).
 
     A model built without an L1 penalty accepts 0 (nothing to switch off) and refuses
-    a positive value.
+    a positive value. The next ``fit`` trains with the new factor on every backend.
     """
     if not (math.isfinite(value) and value >= 0):
         raise PsykError(f"L1 penalty must be a finite number ≥ 0, got {value!r}")
@@ -542,6 +570,7 @@ def set_l1_penalty(model, value: float) -> None:
         )
     for regularizer in regularizers:
         regularizer.assign(value)
+    refresh_compiled_steps(model)
 
 
 _UNKNOWN_CLASS = re.compile(r"Could not (?:locate|deserialize) (?:class|function) '([^']+)'")

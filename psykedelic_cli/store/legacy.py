@@ -708,6 +708,7 @@ def _build_group(group: _Group, file: Path, now: datetime | None) -> list[_Built
             history_interval=int(float(interval)) if interval else None,
             compare=[m for m in compared if m != BASELINE] or None,
             threshold=float(group.threshold) if group.threshold is not None else None,
+            backend="tensorflow",  # the original ran Keras 2 on TensorFlow
         )
         doc = new_run_document(config, source="legacy", now=now)
         doc.update(status="completed", finished_at=doc["created_at"], results=results)

@@ -79,7 +79,16 @@ def _v2_to_v3(doc: dict) -> dict:
     return doc
 
 
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _v0_to_v1, 1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(doc: dict) -> dict:
+    """Version 4 records the Keras backend a run ran on (``config.backend``). Every run written
+    before it ran on TensorFlow: psyk's runs, and the original's (Keras 2 on TensorFlow)."""
+    config = doc.get("config")
+    if isinstance(config, dict) and config.get("backend") is None:
+        config["backend"] = "tensorflow"
+    return doc
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _v0_to_v1, 1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def migrate_run(doc: dict) -> dict:

@@ -31,7 +31,8 @@ from psykedelic_cli.store.storage import Entry, RunStorage
 SOURCES = ("train", "record", "sensitivity", "legacy")
 FINAL_STATUSES = ("completed", "failed", "interrupted")
 VERSIONED_PACKAGES = (
-    "tensorflow", "keras", "numpy", "scipy", "scikit-learn", "matplotlib", "tinydb", "typer", "rich",
+    "tensorflow", "jax", "jaxlib", "torch", "keras", "numpy", "scipy", "scikit-learn", "matplotlib", "tinydb",
+    "typer", "rich",
 )
 _FIXED_FIELDS = ("id", "schema_version")
 
@@ -70,7 +71,7 @@ def host_info() -> dict:
 
 @functools.cache
 def package_versions() -> dict:
-    """Installed versions from package metadata (never imports TensorFlow); None if absent."""
+    """Installed versions from package metadata (never imports a backend); None if absent."""
     versions = {"psykedelic": __version__}
     for name in VERSIONED_PACKAGES:
         try:

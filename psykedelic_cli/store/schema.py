@@ -3,11 +3,11 @@
 This module is the contract between training (which writes runs), the store (which
 keeps them) and the reports (which read them). It has no TensorFlow import.
 
-A run document (``SCHEMA_VERSION`` 3) is a JSON object::
+A run document (``SCHEMA_VERSION`` 4) is a JSON object::
 
     {
       "id": "20261126T011234-3f9c2a",      # unique run id; commands accept any unique prefix
-      "schema_version": 3,
+      "schema_version": 4,
       "status": "running" | "completed" | "failed" | "interrupted",
       "error": null | "one-line message",  # set when failed / interrupted
       "warnings": ["one line", ...],      # optional: e.g. an output file that could not be written
@@ -49,12 +49,14 @@ run (``psyk train``, and legacy imports, which leave what the original did not r
     patience         int: early-stopping patience of the last stage
     seed             int or null
     distribute       "none" | "mirrored"
+    backend          the Keras backend it ran on: "tensorflow" | "jax" | "torch" (runs from before
+                     schema 4, and legacy imports, ran on TensorFlow)
     share_first_stage  bool: runs alike but for the mode train one first stage and branch from it
                      (the results are those of a run trained alone; null for legacy imports)
 
 A ``psyk record`` run trains nothing and stores only what it used (``RECORD_CONFIG_FIELDS``,
 declared by ``RecordConfig``): model (the Keras model's name), architecture, params, model_file,
-dataset, compare, threshold, contribution_threshold, rate, seed (of the random modes) and
+dataset, backend, compare, threshold, contribution_threshold, rate, seed (of the random modes) and
 eval_batch_size.
 
 A ``psyk sensitivity`` run (``SENSITIVITY_CONFIG_FIELDS``, declared by ``SensitivityConfig``) stores
@@ -129,7 +131,7 @@ from psykedelic_cli.pruning.vocabulary import (  # the engine owns its vocabular
     PER_THRESHOLD_THRESHOLDS,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 STATUSES = ("running", "completed", "failed", "interrupted")
 
@@ -162,6 +164,7 @@ CONFIG_FIELDS = (
     "stop_after_pruning",
     "patience",
     "distribute",
+    "backend",
     "share_first_stage",
 )
 """The config of a trained run (``psyk train``; legacy imports fill what they know)."""
@@ -172,6 +175,7 @@ RECORD_CONFIG_FIELDS = (
     "params",
     "model_file",
     "dataset",
+    "backend",
     "compare",
     "threshold",
     "contribution_threshold",

@@ -1,4 +1,5 @@
-"""Keras callbacks of the staged flow: learning-rate schedule, learning curve, history, progress."""
+"""Keras callbacks of the staged flow: learning curve, history, progress (the learning rate is
+``schedule.StepSchedule``, inside the optimizer)."""
 
 from __future__ import annotations
 
@@ -7,46 +8,20 @@ from typing import Callable
 
 import keras
 
-from psykedelic_cli.training.config import lr_factor
-
-
-class StepLearningRate(keras.callbacks.Callback):
-    """Sets lr = base · step factor(epoch) / (1 + decay · iterations).
-
-    The step factor is SPEC.md's schedule; ``decay`` is the classic per-iteration
-    inverse-time decay of the original's Keras 2 optimizers (0 = off).
-    """
-
-    def __init__(self, base_lr: float, decay: float = 0.0):
-        super().__init__()
-        self.base_lr = base_lr
-        self.decay = decay
-        self._epoch_lr = base_lr
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_lr = self.base_lr * lr_factor(epoch)
-        self._assign()
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.decay:
-            self._assign()
-
-    def _assign(self):
-        optimizer = self.model.optimizer
-        lr = self._epoch_lr
-        if self.decay:
-            lr = lr / (1.0 + self.decay * float(optimizer.iterations.numpy()))
-        optimizer.learning_rate.assign(lr)
-
 
 class LearningCurve(keras.callbacks.Callback):
-    """Collects the per-epoch logs (and the stage) into the schema's ``learning_curve`` lists."""
+    """Collects the per-epoch logs (and the stage) into the schema's ``learning_curve`` lists.
+
+    ``lr`` is the rate of the epoch's last update: ``schedule(iterations - 1)`` when the optimizer
+    runs on a ``schedule`` (its ``learning_rate`` is already the next update's), else its rate.
+    """
 
     KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
-    def __init__(self, curve: dict, on_update: Callable[[dict], None] | None = None):
+    def __init__(self, curve: dict, on_update: Callable[[dict], None] | None = None, schedule=None):
         super().__init__()
         self.curve = curve
+        self.schedule = schedule
         self.stage = 1
         self.on_update = on_update
 
@@ -57,9 +32,16 @@ class LearningCurve(keras.callbacks.Callback):
         for key in self.KEYS:
             value = logs.get(key)
             self.curve.setdefault(key, []).append(None if value is None else float(value))
-        self.curve.setdefault("lr", []).append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+        self.curve.setdefault("lr", []).append(self._last_rate())
         if self.on_update is not None:
             self.on_update(self.curve)
+
+    def _last_rate(self) -> float:
+        optimizer = self.model.optimizer
+        if self.schedule is None:
+            return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        step = max(int(keras.ops.convert_to_numpy(optimizer.iterations)) - 1, 0)
+        return float(keras.ops.convert_to_numpy(self.schedule(step)))
 
 
 class PeriodicComparison(keras.callbacks.Callback):

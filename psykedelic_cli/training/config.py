@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from psykedelic_cli.backends import BACKENDS, requested_backend
+from psykedelic_cli.backends.distribution import DISTRIBUTIONS as DISTRIBUTE
+from psykedelic_cli.backends.distribution import check_distribution
 from psykedelic_cli.errors import PsykError
 from psykedelic_cli.pruning.modes import DEFAULT_CONTRIBUTION_THRESHOLD, DEFAULT_RATE, DEFAULT_THRESHOLD, MODES
 from psykedelic_cli.pruning.vocabulary import BASE_CRITERIA
@@ -41,21 +44,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad")
-DISTRIBUTE = ("none", "mirrored")
 LOSS = "categorical_crossentropy"
-
-# The step schedule of SPEC.md: the learning rate is multiplied by the factor once
-# the epoch (0-based) is past the bound.
-LR_STEPS = ((180, 5e-4), (160, 1e-3), (120, 1e-2), (80, 1e-1))
-
-
-def lr_factor(epoch: int) -> float:
-    """×0.1 after epoch 80, ×0.01 after 120, ×1e-3 after 160, ×5e-4 after 180."""
-    for bound, factor in LR_STEPS:
-        if epoch >= bound:
-            return factor
-    return 1.0
-
 
 @dataclass(frozen=True)
 class Spec:
@@ -121,6 +110,12 @@ _SENSITIVITY_MODE = {"allowed": "a pruning mode (`psyk prune --help` lists them)
 
 
 # Fields that psyk train and psyk record share: declared once, used by both classes.
+def _backend() -> Any:
+    return option(
+        None, "Keras backend: tensorflow | jax | torch (default: KERAS_BACKEND, else tensorflow).", **_one_of(BACKENDS)
+    )
+
+
 def _data_dir() -> Any:
     return option(None, "Folder holding the dataset archives or folders.", stored=False)
 
@@ -152,6 +147,10 @@ def _rate() -> Any:
 
 class _Config:
     """What TrainConfig and RecordConfig share: validation, TOML values, the stored config."""
+
+    def __post_init__(self):
+        if getattr(self, "backend", "") is None:  # the run records the backend it runs on
+            self.backend = requested_backend()
 
     def validate(self):
         """Raise PsykError for the first invalid value (naming the option, the value and what is allowed);
@@ -189,6 +188,7 @@ class TrainConfig(_Config):
 
     dataset: str = option("digits", "digits | cifar10 | cifar100 | tiny-imagenet.", **_one_of(_datasets))
     data_dir: Path | None = _data_dir()
+    backend: str | None = _backend()
     depth: int = option(20, "ResNet depth: 6m+2 (thin: 20, 32, 44, 56, 110) or 50/101/152.", **_at_least(8))
     epochs: int = option(20, "Total epochs, split over --steps stages.", **_at_least(2))
     steps: int = option(2, "Number of stages (≥ 2).", **_at_least(2))
@@ -233,7 +233,10 @@ class TrainConfig(_Config):
         Path("psyk-out"), "Per-run charts (and models) go to OUT_DIR/<run id>/.", stored=False
     )
     seed: int | None = option(0, "Random seed (repeatable: one run per seed).", repeatable=True)
-    distribute: str = option("none", "none | mirrored (every local GPU, or the CPU).", **_one_of(DISTRIBUTE))
+    distribute: str = option(
+        "none", "none | mirrored: one replica per local GPU (TensorFlow's MirroredStrategy, JAX's DataParallel; "
+        "not on torch).", **_one_of(DISTRIBUTE),
+    )
     share_first_stage: bool = option(
         True, "Runs that differ only in --mode train their first stage once and branch from it "
         "(the same results as trained alone).",
@@ -249,6 +252,7 @@ class TrainConfig(_Config):
     def _validate_together(self) -> None:
         if self.epochs < self.steps:
             raise PsykError(f"--epochs must be at least --steps ({self.steps}); got {self.epochs}")
+        check_distribution(self.distribute, self.backend)
 
     @property
     def stage_epochs(self) -> list[int]:
@@ -286,6 +290,7 @@ class RecordConfig(_Config):
 
     dataset: str = option("digits", "The dataset the model was trained on.", required=True, **_one_of(_datasets))
     data_dir: Path | None = _data_dir()
+    backend: str | None = _backend()
     compare: tuple[str, ...] = _compare()
     threshold: float = _threshold()
     contribution_threshold: float = _contribution_threshold()

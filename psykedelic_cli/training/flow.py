@@ -16,6 +16,9 @@ from typing import Callable
 import keras
 import numpy as np
 
+from psykedelic_cli.backends.determinism import seed_everything
+from psykedelic_cli.backends.distribution import distribution_scope
+from psykedelic_cli.data.pipeline import EpochOrder
 from psykedelic_cli.errors import PsykError, run_outcome
 from psykedelic_cli.models.identity import model_identity
 from psykedelic_cli.models.resnet import build_micro_resnet
@@ -34,41 +37,29 @@ from psykedelic_cli.pruning.analysis import kernel_analysis
 from psykedelic_cli.store import Store, new_run_document
 from psykedelic_cli.store.runs import utc_now
 from psykedelic_cli.store.schema import BASELINE
-from psykedelic_cli.training.callbacks import LearningCurve, PeriodicComparison, RichProgress, StepLearningRate
+from psykedelic_cli.training.callbacks import LearningCurve, PeriodicComparison, RichProgress
 from psykedelic_cli.training.comparison import Evaluator, compare_modes, performance_row
 from psykedelic_cli.training.config import LOSS, TrainConfig
 from psykedelic_cli.training.recorder import PhaseTimer, RunRecorder
+from psykedelic_cli.training.schedule import StepSchedule
 from psykedelic_cli.training.sensitivity import stage_sensitivity
 
 
-def seed_everything(seed: int | None) -> None:
-    """Seed Python, NumPy and TensorFlow and make TF ops deterministic, so a seed repeats a run."""
-    if seed is None:
-        return
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-
-
-def distribution_strategy(name: str):
-    """``none``: the default strategy; ``mirrored``: every local GPU, or the CPU when there is none."""
-    import tensorflow as tf
-
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def make_optimizer(config: TrainConfig):
+def make_optimizer(config: TrainConfig, steps_per_epoch: int):
+    """The configured optimizer on SPEC.md's step schedule (``StepSchedule``, with ``--decay``)."""
+    rate = StepSchedule(config.lr, steps_per_epoch, config.decay)
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum)
+        return keras.optimizers.SGD(learning_rate=rate, momentum=config.momentum)
     optimizers = {
         "adam": keras.optimizers.Adam,
         "rmsprop": keras.optimizers.RMSprop,
         "adagrad": keras.optimizers.Adagrad,
     }
-    return optimizers[config.optimizer](learning_rate=config.lr)
+    return optimizers[config.optimizer](learning_rate=rate)
+
+
+def steps_per_epoch(config: TrainConfig, dataset) -> int:
+    return int(np.ceil(len(dataset.y_train) / config.batch_size))
 
 
 def load_initial_weights(model, path: Path) -> None:
@@ -133,7 +124,7 @@ class StagedRun:
         self.progress = progress
         self.say = say or (lambda message: None)
         self.timer = PhaseTimer()
-        self.evaluate = Evaluator(dataset.x_test, dataset.y_test, batch_size=max(256, config.batch_size))
+        self.evaluate = Evaluator(dataset.features("test"), dataset.y_test, batch_size=max(256, config.batch_size))
         self.history: list = []
         self.per_layer_history: list = []
         self.pruning_stages: list = []
@@ -147,14 +138,13 @@ class StagedRun:
         self.per_layer_history.append({"epoch": epoch, "pruning_per_layer": result["pruning_per_layer"]})
         self.recorder.put(history=self.history, per_layer_history=self.per_layer_history)
 
-    def stage_callbacks(self, stage: int, n_epochs: int, learning_curve, lr_schedule) -> list:
+    def stage_callbacks(self, stage: int, n_epochs: int, learning_curve) -> list:
         config = self.config
         last = stage == config.steps
-        callbacks = [lr_schedule, learning_curve]
+        callbacks = [EpochOrder(self.train_data), learning_curve]  # the pipeline serves the epoch fit runs
         if self.progress is not None:
             label = f"stage {stage}/{config.steps}" + (" fine-tune" if last else f" L1 {config.l1_penalty:g}")
-            steps_per_epoch = int(np.ceil(len(self.dataset.x_train) / config.batch_size))
-            callbacks.append(RichProgress(self.progress, label, steps_per_epoch, n_epochs))
+            callbacks.append(RichProgress(self.progress, label, steps_per_epoch(config, self.dataset), n_epochs))
         if stage == 1 and config.history_interval:
             callbacks.append(PeriodicComparison(config.history_interval, self.compare, self.record_history))
         if last:
@@ -182,9 +172,9 @@ class StagedRun:
         config = self.config
         self.train_data = self.dataset.train_pipeline(config.batch_size, seed=config.seed or 0)
         self.val_data = self.dataset.eval_pipeline("val", config.batch_size)
-        self.lr_schedule = StepLearningRate(config.lr, config.decay)
         self.learning_curve = LearningCurve(
-            {}, on_update=lambda curve: self.recorder.put(learning_curve=curve, lazy=True))
+            {}, on_update=lambda curve: self.recorder.put(learning_curve=curve, lazy=True),
+            schedule=StepSchedule(config.lr, steps_per_epoch(config, self.dataset), config.decay))
         self.epoch = epochs_done
 
     def fit_stage(self, stage: int) -> None:
@@ -195,7 +185,7 @@ class StagedRun:
         with self.timer("training"):
             self.model.fit(self.train_data, validation_data=self.val_data, initial_epoch=self.epoch,
                            epochs=self.epoch + n_epochs,
-                           callbacks=self.stage_callbacks(stage, n_epochs, self.learning_curve, self.lr_schedule),
+                           callbacks=self.stage_callbacks(stage, n_epochs, self.learning_curve),
                            shuffle=False, verbose=0)  # the pipeline shuffles, seeded
         self.epoch += n_epochs
 
@@ -226,8 +216,9 @@ class StagedRun:
         self.recorder.put(final={"mode": config.mode, **final}, pruning_per_layer_final=report["layers"])
 
 
-def build_model(config: TrainConfig, dataset, strategy):
-    with strategy.scope():
+def build_model(config: TrainConfig, dataset):
+    """The MicroResNet of ``config`` (``--init`` weights loaded), compiled, in the ``--distribute`` scope."""
+    with distribution_scope(config.distribute):
         model = build_micro_resnet(
             dataset.input_shape,
             dataset.n_classes,
@@ -238,7 +229,8 @@ def build_model(config: TrainConfig, dataset, strategy):
         )
         if config.init is not None:
             load_initial_weights(model, config.init)
-        model.compile(optimizer=make_optimizer(config), loss=LOSS, metrics=["accuracy"])
+        model.compile(optimizer=make_optimizer(config, steps_per_epoch(config, dataset)), loss=LOSS,
+                      metrics=["accuracy"])
     return model
 
 
@@ -282,7 +274,7 @@ def train_group(
 
     first = configs[0]
     seed_everything(first.seed)
-    model = build_model(first, dataset, distribution_strategy(first.distribute))
+    model = build_model(first, dataset)
     identity = model_identity(model)
     documents = [new_run_document(config.store_config(model.name, identity), source="train") for config in configs]
     run_ids = store.add_runs(documents)

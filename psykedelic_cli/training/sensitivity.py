@@ -255,7 +255,7 @@ def record_sensitivity(model_file: Path, config, store_file: Path, *, err_consol
     document = new_run_document(config.store_config(model.name, model_file, model_identity(model)),
                                 source="sensitivity")
     run_id = store.add_run(document)
-    evaluate = Evaluator(dataset.x_test, dataset.y_test, batch_size=config.eval_batch_size)
+    evaluate = Evaluator(dataset.features("test"), dataset.y_test, batch_size=config.eval_batch_size)
     timer = PhaseTimer()
     results: dict = {}
     try:

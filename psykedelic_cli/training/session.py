@@ -127,12 +127,13 @@ def record_model(model_file: Path, config: RecordConfig, store_file: Path, *, er
     inputs or outputs that do not fit the dataset, NaN weights, a mode that cannot apply)
     is refused before the store is touched, and so is the kernel analysis computed.
     """
+    from psykedelic_cli.backends.determinism import seed_everything
     from psykedelic_cli.errors import run_outcome
     from psykedelic_cli.models.identity import model_identity
     from psykedelic_cli.models.surgery import load_model
     from psykedelic_cli.pruning.analysis import kernel_analysis
     from psykedelic_cli.training.comparison import Evaluator
-    from psykedelic_cli.training.flow import compare_configured_modes, conv_kernels, finish_or_keep, seed_everything
+    from psykedelic_cli.training.flow import compare_configured_modes, conv_kernels, finish_or_keep
     from psykedelic_cli.training.recorder import PhaseTimer
 
     seed_everything(config.seed)
@@ -146,7 +147,7 @@ def record_model(model_file: Path, config: RecordConfig, store_file: Path, *, er
     store = Store(store_file)
     document = new_run_document(config.store_config(model.name, model_file, model_identity(model)), source="record")
     run_id = store.add_run(document)
-    evaluate = Evaluator(dataset.x_test, dataset.y_test, batch_size=config.eval_batch_size)
+    evaluate = Evaluator(dataset.features("test"), dataset.y_test, batch_size=config.eval_batch_size)
     try:
         with _progress(err_console) as progress, timer("comparison"):
             task = progress.add_task("comparing modes", total=len(config.compare), metrics="")

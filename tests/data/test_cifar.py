@@ -174,10 +174,12 @@ def test_load_dataset_splits_scales_and_centres_cifar(tmp_path, cifar10):
     assert ds.input_shape == (32, 32, 3) and ds.n_classes == 10 and ds.augment
     assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (90, 10, 10)
     assert sorted(ds.y_val.tolist()) == list(range(10))  # stratified: one of each class
-    assert ds.x_train.dtype == np.float32
-    np.testing.assert_allclose(ds.x_train.mean(axis=0), 0, atol=1e-6)
+    assert ds.x_train.dtype == np.uint8 and ds.pixel_max == 255  # kept as stored: normalised per batch
+    assert ds.features("train").dtype == np.float32
+    np.testing.assert_allclose(ds.features("train").mean(axis=0), 0, atol=1e-6)
     # Undoing the centring and scaling gives back exactly the written pixels, each image once.
-    restored = np.rint((np.concatenate([ds.x_train, ds.x_val]) + ds.mean) * 255).astype(np.uint8)
+    features = np.concatenate([ds.features("train"), ds.features("val")])
+    restored = np.rint((features + ds.mean) * 255).astype(np.uint8)
     assert _sorted_images(restored) == _sorted_images(cifar10.x_train)
-    np.testing.assert_allclose((ds.x_test + ds.mean) * 255, cifar10.x_test, atol=1e-3)
+    np.testing.assert_allclose((ds.features("test") + ds.mean) * 255, cifar10.x_test, atol=1e-3)
     np.testing.assert_array_equal(ds.y_test, cifar10.y_test)

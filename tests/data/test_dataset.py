@@ -28,12 +28,12 @@ def test_names():
 def test_digits_shapes_ranges_and_centring(digits):
     assert digits.input_shape == (8, 8, 1) and digits.n_classes == 10 and not digits.augment
     assert (len(digits.y_train), len(digits.y_val), len(digits.y_test)) == (1295, 143, 359)
-    for images in (digits.x_train, digits.x_val, digits.x_test):
+    for images in (digits.features(split) for split in ("train", "val", "test")):
         assert images.dtype == np.float32 and images.shape[1:] == (8, 8, 1)
         restored = images + digits.mean
         assert restored.min() >= -1e-6 and restored.max() <= 1 + 1e-6
     assert digits.y_train.dtype == np.int64 and set(digits.y_train.tolist()) == set(range(10))
-    np.testing.assert_allclose(digits.x_train.mean(axis=0), 0, atol=1e-6)
+    np.testing.assert_allclose(digits.features("train").mean(axis=0), 0, atol=1e-6)
     # The mean is the training part's own, not the whole set's.
     assert np.abs(digits.mean - load_digits().images.reshape(-1, 8, 8, 1).mean(axis=0) / 16).max() > 1e-4
 
@@ -41,7 +41,7 @@ def test_digits_shapes_ranges_and_centring(digits):
 def test_digits_splits_partition_the_whole_set(digits):
     bunch = load_digits()
     original = np.rint(bunch.images.reshape(-1, 8, 8, 1)).astype(np.uint8)
-    parts = [(digits.x_train, digits.y_train), (digits.x_val, digits.y_val), (digits.x_test, digits.y_test)]
+    parts = [(digits.features(split), getattr(digits, f"y_{split}")) for split in ("train", "val", "test")]
     restored = np.concatenate([np.rint((x + digits.mean) * 16).astype(np.uint8) for x, _ in parts])
     labels = np.concatenate([y for _, y in parts])
     assert _sorted_rows(restored, labels) == _sorted_rows(original, bunch.target)
@@ -60,8 +60,8 @@ def test_seed_moves_the_validation_set_but_not_the_test_set(digits):
     other = load_dataset("digits", split_seed=1)
     for field in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "mean"):
         np.testing.assert_array_equal(getattr(same, field), getattr(digits, field))
-    np.testing.assert_allclose(other.x_test + other.mean, digits.x_test + digits.mean, atol=1e-6)
-    assert _sorted_rows(other.x_val + other.mean, other.y_val) != _sorted_rows(digits.x_val + digits.mean, digits.y_val)
+    np.testing.assert_array_equal(other.x_test, digits.x_test)
+    assert _sorted_rows(other.x_val, other.y_val) != _sorted_rows(digits.x_val, digits.y_val)
 
 
 def test_stratified_holdout_is_a_seeded_stratified_partition():

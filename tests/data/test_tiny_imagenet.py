@@ -145,5 +145,5 @@ def test_load_dataset_holds_out_one_per_class_and_augments(tiny_imagenet):
     assert ds.input_shape == (64, 64, 3) and ds.n_classes == 3 and ds.augment
     assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (27, 3, 6)
     assert sorted(ds.y_val.tolist()) == [0, 1, 2]
-    np.testing.assert_allclose(ds.x_train.mean(axis=0), 0, atol=1e-6)
+    np.testing.assert_allclose(ds.features("train").mean(axis=0), 0, atol=1e-6)
     assert ds.describe()["source"] == str(tiny_imagenet.root)

@@ -29,7 +29,7 @@ def _version_0_run(run_id: str) -> dict:
 
 def test_version_0_set_analysis_counts_become_shares():
     doc = migrate_run(_version_0_run("r0"))
-    assert doc["schema_version"] == SCHEMA_VERSION == 3
+    assert doc["schema_version"] == SCHEMA_VERSION == 4
     assert doc["results"]["set_analysis"] == {
         "criteria": ["det", "weight"], "total_kernels": 200, "shares": {"det": 0.15, "det+weight": 0.25, "": 0.6},
     }
@@ -63,9 +63,17 @@ def test_version_2_record_runs_keep_what_record_used():
     assert record["config"] == {"model": "functional", "architecture": None, "params": None, "dataset": "digits",
                                 "compare": ["det"], "threshold": 1e-4,
                                 "contribution_threshold": 1e-3, "rate": 0.2, "seed": 0, "eval_batch_size": 256,
-                                "model_file": "m.keras", "note": "mine"}
+                                "model_file": "m.keras", "note": "mine", "backend": "tensorflow"}
     trained = migrate_run({"id": "t", "schema_version": 2, "source": "train", "config": dict(config)})
-    assert trained["config"] == config and trained["schema_version"] == SCHEMA_VERSION
+    assert trained["config"] == {**config, "backend": "tensorflow"} and trained["schema_version"] == SCHEMA_VERSION
+
+
+def test_version_3_runs_ran_on_tensorflow():
+    for source in ("train", "record", "legacy"):
+        doc = migrate_run({"id": source, "schema_version": 3, "source": source, "config": {"dataset": "digits"}})
+        assert doc["config"] == {"dataset": "digits", "backend": "tensorflow"} and doc["schema_version"] == 4
+    kept = migrate_run({"id": "j", "schema_version": 3, "source": "train", "config": {"backend": "jax"}})
+    assert kept["config"]["backend"] == "jax"
 
 
 def test_current_documents_are_left_alone():
@@ -95,7 +103,7 @@ def test_a_store_in_our_layout_with_an_older_stamp_is_migrated(tmp_path):
     path = tmp_path / "store.json"
     Store(path).add_run({"id": "20250101T000000-cccccc", "config": {}})
     # Same-length edits: the file keeps its layout and size, but says version 0 throughout.
-    path.write_bytes(path.read_bytes().replace(b'"schema_version":3', b'"schema_version":0'))
+    path.write_bytes(path.read_bytes().replace(f'"schema_version":{SCHEMA_VERSION}'.encode(), b'"schema_version":0'))
     assert json.loads(path.read_bytes())["runs"]["1"]["schema_version"] == 0
     run = Store(path).get_run("20250101T000000-cccccc")
     assert run["schema_version"] == SCHEMA_VERSION

@@ -44,7 +44,7 @@ def test_new_run_document_shape():
         "MicroResNet32", None, "kept")
     assert set(new_run_document({}, source="train")["config"]) == set(CONFIG_FIELDS)
     assert doc["results"] == {}
-    with pytest.raises(PsykError, match="run source 'notebook' is not one of train, record, legacy"):
+    with pytest.raises(PsykError, match="run source 'notebook' is not one of train, record, sensitivity, legacy"):
         new_run_document({}, source="notebook")
 
 

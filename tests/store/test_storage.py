@@ -145,7 +145,7 @@ def test_a_truncated_store_is_refused(tmp_path, make_run):
 def test_a_store_from_a_newer_psyk_is_refused(tmp_path, make_run):
     path = tmp_path / "store.json"
     Store(path).add_run(make_run())
-    newer = path.read_bytes().replace(b'"schema_version":3,"body_bytes"', b'"schema_version":7,"body_bytes"', 1)
+    newer = path.read_bytes().replace(b'"schema_version":4,"body_bytes"', b'"schema_version":7,"body_bytes"', 1)
     path.write_bytes(newer)
     with pytest.raises(PsykError, match=f"schema version 7; this psyk reads versions up to {SCHEMA_VERSION}"):
         Store(path).runs()

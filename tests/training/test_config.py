@@ -63,7 +63,7 @@ def test_top_level_keys_and_a_train_table_are_both_honoured(tmp_path):
         ("mode = [\"min_eig\", \"nope\"]\n", 'mode = ["min_eig", "nope"]: expected a pruning mode'),
         ("residual = \"no\"\n", 'residual = "no": expected true or false'),
         ("lr = [0.1]\n", "lr = [0.1]: expected a number"),
-        ("learning-rate = 0.1\n", "unknown option 'learning-rate'; allowed: baseline, batch-size, compare,"),
+        ("learning-rate = 0.1\n", "unknown option 'learning-rate'; allowed: backend, baseline, batch-size, compare,"),
         ("decay = inf\n", "decay = inf: expected a number ≥ 0"),
         ("l1-penalty = [0, inf]\n", "l1-penalty = [0, inf]: expected a number ≥ 0"),
         ("threshold = -1\n", "threshold = -1: expected a positive number"),
