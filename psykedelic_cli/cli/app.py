@@ -165,6 +165,7 @@ def _register() -> None:
     from psykedelic_cli.cli import thin  # noqa: F401
     from psykedelic_cli.cli import store_cmds  # noqa: F401
     from psykedelic_cli.cli import train  # noqa: F401
+    from psykedelic_cli.cli import sweep  # noqa: F401
     from psykedelic_cli.cli import sensitivity  # noqa: F401
     from psykedelic_cli.cli import report  # noqa: F401
     # isort: on

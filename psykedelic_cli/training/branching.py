@@ -18,8 +18,6 @@ import copy
 import dataclasses
 from dataclasses import dataclass
 
-import keras
-
 from psykedelic_cli.training.config import TrainConfig
 
 
@@ -68,6 +66,8 @@ def shared_first_stage(run_ids: list[str], run_id: str) -> dict:
 
 def snapshot(staged) -> FirstStage:
     """The state of ``staged`` (a ``flow.StagedRun`` after ``first_stage``)."""
+    import keras  # here: grouping runs (``first_stage_groups``) needs no backend
+
     model = staged.model
     return FirstStage(
         weights=model.get_weights(),
