@@ -156,8 +156,14 @@ def sensitivity_report(runs: Sequence[dict], *, modes: Sequence[str] | None = No
         runs = [run for run in runs if run["results"][KIND].get("mode") in modes]
         if not runs:
             raise nothing_compared(modes, "sensitivity results")
-    splits = varying_settings(runs, exclude=("dataset", "model"))
-    if len({run.get("source") for run in runs}) > 1:
+    # A saved model's sensitivity (psyk sensitivity) and a first stage's (psyk train --sensitivity) are never
+    # averaged together; each source splits by the settings that vary among its own runs (the other source's
+    # runs have none of a train run's settings).
+    by_source = group_runs(runs, lambda run: (run.get("source"),))
+    own = ("dataset", "model")
+    varying = {name for members in by_source.values() for name in varying_settings(members, exclude=own)}
+    splits = tuple(name for name in varying_settings(runs, exclude=own) if name in varying)
+    if len(by_source) > 1:
         splits = ("source", *splits)
 
     def key(run: dict) -> tuple:
@@ -171,12 +177,12 @@ def sensitivity_report(runs: Sequence[dict], *, modes: Sequence[str] | None = No
         dataset, model, mode, parameter, grid, *setting = values
         keys = {"dataset": dataset, "model": model, "mode": mode, "parameter": parameter,
                 **dict(zip(splits, setting))}
-        suffix = f"; {settings_text(splits, setting)}" if setting else ""
+        shown_settings = [(name, value) for name, value in zip(splits, setting) if value is not None]
+        suffix = f"; {settings_text(*zip(*shown_settings))}" if shown_settings else ""
         title = f"{dataset}, {model}, {mode} over {SYMBOLS[parameter]} = {_grid_text(grid)}{suffix}"
         tables += _tables(stats, keys, title)
-        named = ("dataset", "model", "mode", *splits)
-        shown = (dataset, model, mode, *setting)
-        chart_title = f"{group_title(named, shown)}, {SYMBOLS[parameter]} = {_grid_text(grid)}"
+        chart_title = (f"{group_title(('dataset', 'model', *splits), (dataset, model, *setting))}\n"
+                       f"{SYMBOLS[parameter]} = {_grid_text(grid)}")
         grid_stem = "_".join(format_value(value) for value in grid)
         stem = f"sensitivity_{group_stem(('dataset', 'model', *splits), (dataset, model, *setting))}_{mode}_{grid_stem}"
         report_charts += [
@@ -264,19 +270,18 @@ def _grid_labels(stats: SensitivityStats) -> list[str]:
 
 def draw_heatmap(title: str, stats: SensitivityStats):
     """Mean accuracy drop: grid values (rows) × layers in model order (columns), 0 at the centre of the scale."""
-    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.colors import CenteredNorm
 
     matrix = _means(stats.drop).T
-    finite = matrix[np.isfinite(matrix)]
-    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-    high = max(high, 1e-9)
-    low = min(low, -1e-9 * high)
-    figure, ax = charts.figure(charts.PAPER_WIDTH, 1.6 + 0.26 * len(stats.grid))
+    finite = np.abs(matrix[np.isfinite(matrix)])
+    # Symmetric about 0, so a small gain stays as pale as an equally small loss.
+    half_range = max(float(finite.max()) if finite.size else 0.0, 1e-9)
+    figure, ax = charts.figure(charts.PAPER_WIDTH, 2.2 + 0.26 * len(stats.grid))
     from matplotlib import colormaps
 
     image = ax.imshow(
         np.ma.masked_invalid(matrix), aspect="auto", cmap=colormaps["RdBu_r"].with_extremes(bad="#e0e0e0"),
-        interpolation="nearest", norm=TwoSlopeNorm(vmin=low, vcenter=0.0, vmax=high),
+        interpolation="nearest", norm=CenteredNorm(0.0, half_range),
     )
     symbol = SYMBOLS[stats.parameter]
     ax.set_yticks(range(len(stats.grid)), [f"{symbol}={label}" for label in _grid_labels(stats)])
@@ -285,8 +290,8 @@ def draw_heatmap(title: str, stats: SensitivityStats):
     ax.set_xlabel("conv layer (model order; grey: left intact by the mode)")
     ax.grid(False)
     figure.colorbar(image, ax=ax, label="accuracy drop (pp)", fraction=0.04, pad=0.01)
-    figure.suptitle(f"Accuracy drop with one layer pruned by {stats.mode} — {title}\n"
-                    f"mean over n = {stats.runs} runs; layer names in the sensitivity table")
+    figure.suptitle(f"Accuracy drop with one layer pruned by {stats.mode}\n{title}\n"
+                    f"mean over n = {stats.runs} runs (red: accuracy lost, blue: gained); layer names in the tables")
     return figure
 
 
@@ -296,7 +301,7 @@ def draw_lines(title: str, stats: SensitivityStats):
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    figure, ax = charts.figure(charts.PAPER_WIDTH, 3.6)
+    figure, ax = charts.figure(charts.PAPER_WIDTH, 4.2)
     colours = colormaps["viridis"]
     norm = Normalize(1, max(len(stats.layers), 2))
     x = np.array(stats.grid)
@@ -316,9 +321,13 @@ def draw_lines(title: str, stats: SensitivityStats):
     ax.axhline(0.0, color="black", linewidth=0.6)
     ax.set_xlabel(f"{stats.parameter.replace('_', ' ')} {SYMBOLS[stats.parameter]}")
     ax.set_ylabel("accuracy drop (pp)")
-    figure.colorbar(ScalarMappable(norm=norm, cmap=colours), ax=ax, label="conv layer (model order)",
-                    fraction=0.04, pad=0.01)
-    figure.suptitle(f"Accuracy drop per layer pruned alone by {stats.mode} — {title}\n"
+    from matplotlib.ticker import MaxNLocator
+
+    bar = figure.colorbar(ScalarMappable(norm=norm, cmap=colours), ax=ax, label="conv layer (model order)",
+                          fraction=0.04, pad=0.01)
+    bar.locator = MaxNLocator(integer=True)
+    bar.update_ticks()
+    figure.suptitle(f"Accuracy drop per layer pruned alone by {stats.mode}\n{title}\n"
                     f"mean ± population std over n = {stats.runs} runs (band: ± std)")
     return figure
 
@@ -328,7 +337,7 @@ def draw_ranking(title: str, stats: SensitivityStats):
     from psykedelic_cli.reports.palette import mode_style
 
     ranked = [index for index in stats.ranked() if stats.sensitivity[index] is not None]
-    figure, ax = charts.figure(charts.PAPER_WIDTH, 3.4)
+    figure, ax = charts.figure(charts.PAPER_WIDTH, 4.0)
     if not ranked:
         charts.no_data(ax, "no layer was pruned")
     else:
@@ -341,6 +350,6 @@ def draw_ranking(title: str, stats: SensitivityStats):
         ax.grid(axis="x", visible=False)
     ax.set_xlabel("conv layer (model order), most sensitive first")
     ax.set_ylabel("mean accuracy drop over the grid (pp)")
-    figure.suptitle(f"Layers ranked by sensitivity to {stats.mode} — {title}\n"
+    figure.suptitle(f"Layers ranked by sensitivity to {stats.mode}\n{title}\n"
                     f"mean ± population std over n = {stats.runs} runs (error bars: std)")
     return figure

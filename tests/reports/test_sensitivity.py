@@ -112,6 +112,11 @@ def test_only_like_runs_are_averaged(three_seeds):
     split = sensitivity_report(three_seeds + [trained])
     assert len(split.tables) == 2 * 3
     assert {table.keys.get("source") for table in split.tables} == {"sensitivity", "train"}
+    assert all("=-" not in table.title and "l1_penalty" not in table.title for table in split.tables)
+    # Settings that vary among the train runs split them, and only them.
+    other_l1 = sensitivity_run("u", 0.9, (0.9, 0.9), (0.9, 0.9), source="train", l1_penalty=1e-3)
+    titles = [table.title for table in sensitivity_report(three_seeds + [trained, other_l1]).tables[::3]]
+    assert len(titles) == 3 and sum("l1_penalty=" in title for title in titles) == 2, titles
     assert all(table.run_counts() == {3} for table in split.tables if table.keys["source"] == "sensitivity")
 
 
