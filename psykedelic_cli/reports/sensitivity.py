@@ -45,8 +45,8 @@ DEAD = "layer_dead"
 RANKING = ("sensitivity", "max_drop", "layer_dead_at_last", "compression_at_last")
 _LABELS = {
     "layer_index": "#", "layer": "Layer", "rank": "Rank", "measure": "",
-    "sensitivity": "sensitivity\n(mean drop)", "max_drop": "max drop",
-    "layer_dead_at_last": "layer dead\nat last value", "compression_at_last": "compression\nat last value",
+    "sensitivity": "sensitivity", "max_drop": "max drop",
+    "layer_dead_at_last": "layer dead at last", "compression_at_last": "compression at last",
 }
 
 
@@ -244,8 +244,8 @@ def _tables(stats: SensitivityStats, keys: dict, title: str) -> list[Table]:
         notes=(
             f"Sensitivity: a layer's mean accuracy drop over the grid ({symbol} = {_grid_text(stats.grid)}) "
             f"when {stats.mode} prunes it alone, per run, then over runs (percentage points); max drop: "
-            f"its largest drop; at {symbol} = {format_value(stats.grid[-1])}, the share of the layer's kernels "
-            "dead and the model's compression ratio.",
+            f"its largest drop; at last (at {symbol} = {format_value(stats.grid[-1])}): the share of the layer's "
+            "kernels dead and the model's compression ratio.",
             *skipped_note,
         ),
         labels=_LABELS,

@@ -92,6 +92,7 @@ def test_every_format_holds_the_numbers(three_seeds):
     assert len(records) == len(rows) and {r["measure"] for r in records} == {
         "sensitivity", "max_drop", "layer_dead_at_last", "compression_at_last", "accuracy_drop", "layer_dead"}
     markdown = report.text("markdown")
+    assert "| Rank | # | Layer | sensitivity | max drop | layer dead at last | compression at last |" in markdown
     assert "12.00 ± 1.63" in markdown and "t=0.01" in markdown and "n = 3 runs per cell" in markdown
     latex = report.text("latex")
     assert r"\begin{tabular}" in latex and r"$12.00 \pm 1.63$" in latex
