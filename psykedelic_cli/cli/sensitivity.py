@@ -37,7 +37,7 @@ def sensitivity(ctx: typer.Context, model: Path, **options) -> None:
     if not model.is_file():
         raise PsykError(f"model file not found: {model}")
     config = _config(SensitivityConfig, options).validate()
-    start_backend(getattr(config, "backend", None))
+    start_backend(config.backend)
     from psykedelic_cli.reports.sensitivity import sensitivity_report
     from psykedelic_cli.reports.tables import to_rich
     from psykedelic_cli.training.sensitivity import record_sensitivity

@@ -60,7 +60,7 @@ dataset, backend, compare, threshold, contribution_threshold, rate, seed (of the
 eval_batch_size.
 
 A ``psyk sensitivity`` run (``SENSITIVITY_CONFIG_FIELDS``, declared by ``SensitivityConfig``) stores
-model, architecture, params, model_file, dataset, mode (the mode each layer is pruned by),
+model, architecture, params, model_file, dataset, backend, mode (the mode each layer is pruned by),
 grid_parameter ("threshold" | "contribution_threshold" | "rate"), grid (its values, ascending),
 seed (of the random modes) and eval_batch_size; its only result kinds are ``sensitivity`` and
 ``timings``.
@@ -191,6 +191,7 @@ SENSITIVITY_CONFIG_FIELDS = (
     "params",
     "model_file",
     "dataset",
+    "backend",
     "mode",
     "grid_parameter",
     "grid",

@@ -315,6 +315,7 @@ class SensitivityConfig(_Config):
 
     dataset: str = option("digits", "The dataset the model was trained on.", required=True, **_one_of(_datasets))
     data_dir: Path | None = _data_dir()
+    backend: str | None = _backend()
     mode: str = option("min_eig", "The pruning mode whose grid each layer is pruned over.", **_SENSITIVITY_MODE)
     threshold: tuple[float, ...] = option(
         (), "Grid of a threshold mode (t) or a contribution mode (c), repeatable; default: eight values "

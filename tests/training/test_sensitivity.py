@@ -205,6 +205,7 @@ def test_psyk_sensitivity_records_a_run_that_lists_shows_and_reports(trained, tm
     assert set(SENSITIVITY_CONFIG_FIELDS) <= set(run["config"])
     assert run["config"]["grid_parameter"] == "threshold" and run["config"]["grid"] == [0.01, 0.1]
     assert run["config"]["mode"] == "weight" and run["config"]["eval_batch_size"] == 100
+    assert run["config"]["backend"] == keras.backend.backend()
     sensitivity = run["results"]["sensitivity"]
     model = surgery.load_model(trained)
     assert [layer["layer"] for layer in sensitivity["layers"]] == list(conv_layer_paths(model))
