@@ -168,6 +168,7 @@ def _register() -> None:
     from psykedelic_cli.cli import sweep  # noqa: F401
     from psykedelic_cli.cli import sensitivity  # noqa: F401
     from psykedelic_cli.cli import report  # noqa: F401
+    from psykedelic_cli.cli import html  # noqa: F401
     # isort: on
 
 
