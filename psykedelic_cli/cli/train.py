@@ -60,7 +60,7 @@ def option_parameters(config_class: type) -> list[inspect.Parameter]:
         if kind is bool:
             flags = tuple(f"{flag}/--no-{flag[2:]}" for flag in flags)
         if many:
-            shown = False if item.name == "compare" else _shown_default(item.default)
+            shown = False if item.name == "compare" or item.default == () else _shown_default(item.default)
             annotation = Annotated[Optional[list[kind]], typer.Option(*flags, help=spec.help, show_default=shown)]
             default = None
         else:
