@@ -50,9 +50,15 @@ def select_backend(backend: str | None = None) -> str:
             )
         return name
     if importlib.util.find_spec(_DISTRIBUTIONS[name]) is None:
-        raise PsykError(f"--backend {name}: {_DISTRIBUTIONS[name]} is not installed; `pip install '{_EXTRAS[name]}'`")
+        package = _DISTRIBUTIONS[name]
+        raise PsykError(f"--backend {name}: {package} is not installed; `pip install '{install_hint(name)}'`")
     os.environ["KERAS_BACKEND"] = name
     return name
+
+
+def install_hint(name: str) -> str:
+    """What to ``pip install`` for backend ``name``."""
+    return _EXTRAS[name]
 
 
 def active_backend() -> str:

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from psykedelic_cli.errors import Terminated
+from psykedelic_cli.errors import PsykError, Terminated
 
 console = Console()
 err_console = Console(stderr=True)
@@ -80,7 +80,7 @@ def start_backend(backend: str | None = None) -> str:
     import os
     import sys
 
-    from psykedelic_cli.backends import select_backend
+    from psykedelic_cli.backends import install_hint, select_backend
 
     name = select_backend(backend)
     if "keras" in sys.modules:
@@ -93,6 +93,9 @@ def start_backend(backend: str | None = None) -> str:
             if name == "tensorflow":
                 import tensorflow  # noqa: F401
             import keras  # noqa: F401
+    except ImportError as exc:
+        raise PsykError(f"the {name} backend cannot be loaded: {exc}".splitlines()[0]
+                        + f"; install it (`pip install '{install_hint(name)}'`) or choose another --backend") from exc
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -63,6 +63,7 @@ FILTERS = (
         "--init", "init_mode", str, "Only runs with this init mode (\"default\" or an --init file's stem)."
     ),
     RepeatableOption("--optimizer", "optimizer", str, "Only runs trained with this optimizer."),
+    RepeatableOption("--backend", "backend", str, "Only runs on this Keras backend (tensorflow, jax, torch)."),
     RepeatableOption("--lr", "lr", float, "Only runs with this learning rate."),
     RepeatableOption("--epochs", "epochs", int, "Only runs of this many epochs."),
     RepeatableOption("--batch-size", "batch_size", int, "Only runs with this batch size."),

@@ -28,7 +28,7 @@ from psykedelic_cli.store.liveness import SILENT_AFTER, mark_stale, stale_reason
 from psykedelic_cli.store.schema import RESULT_KINDS, STATUSES
 
 LIST_COLUMNS = (
-    "id", "created_at", "status", "model", "dataset", "mode", "compared",
+    "id", "created_at", "status", "model", "dataset", "backend", "mode", "compared",
     "threshold", "l1_penalty", "seed", "accuracy", "compression_ratio", "stale",
 )
 
@@ -99,6 +99,7 @@ def _list_row(summary: dict, stale: str | None = None) -> dict:
         "status": summary["status"],
         "model": config.get("model"),
         "dataset": config.get("dataset"),
+        "backend": config.get("backend"),
         "mode": config.get("mode"),
         "compared": len(config.get("compare") or []),
         "threshold": config.get("threshold"),
@@ -111,7 +112,8 @@ def _list_row(summary: dict, stale: str | None = None) -> dict:
 
 
 LIST_HEADER = (
-    "id", "date", "status", "model", "dataset", "modes", "threshold", "l1", "seed", "accuracy", "compression"
+    "id", "date", "status", "model", "dataset", "backend", "modes", "threshold", "l1", "seed", "accuracy",
+    "compression",
 )
 RIGHT_ALIGNED = {"threshold", "l1", "seed", "accuracy", "compression"}
 STATUS_STYLES = {"completed": "", "running": "yellow", "failed": "red", "interrupted": "magenta"}
@@ -126,7 +128,7 @@ def _table_cells(row: dict, source: str | None = None) -> tuple[str, ...]:
         modes = f"sensitivity: {modes}"
     return (
         row["id"], _date(row["created_at"]), _shown_status(row["status"], row["stale"]), _plain(row["model"]),
-        _plain(row["dataset"]),
+        _plain(row["dataset"]), _plain(row["backend"]),
         modes, _scientific(row["threshold"]), _scientific(row["l1_penalty"]), _plain(row["seed"]),
         percent(row["accuracy"]), percent(row["compression_ratio"]),
     )
@@ -163,6 +165,7 @@ def list_experiments(
     dataset: Annotated[Optional[str], typer.Option(help="Only runs on this dataset (e.g. cifar10).")] = None,
     model: Annotated[Optional[str], typer.Option(help="Only runs of this model (e.g. MicroResNet32).")] = None,
     mode: Annotated[Optional[str], typer.Option(help="Only runs trained with this pruning mode.")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="Only runs on this Keras backend (e.g. jax).")] = None,
     status: Annotated[Optional[str], typer.Option(help=f"Only runs with this status: {', '.join(STATUSES)}.")] = None,
     output: Annotated[
         ListFormat, typer.Option("--format", "-f", help="A rich table, JSON run documents, or CSV.")
@@ -170,7 +173,7 @@ def list_experiments(
 ) -> None:
     """One line per run, with its headline accuracy and compression.
 
-    Columns: id, date, status, model, dataset, modes (trained + compared), threshold,
+    Columns: id, date, status, model, dataset, Keras backend, modes (trained + compared), threshold,
     L1 penalty, seed, accuracy and compression ratio (of the final model, else of the
     trained mode in the comparison, else of the unpruned baseline). A running run whose
     process is gone shows as "running (stale: …)" (the stale field of the CSV and the
@@ -181,7 +184,7 @@ def list_experiments(
     Example: [bold]psyk list-experiments -f json > runs.json[/bold]
     """
     store = Store(store_path(ctx))
-    filters = {"status": status, "dataset": dataset, "model": model, "mode": mode}
+    filters = {"status": status, "dataset": dataset, "model": model, "mode": mode, "backend": backend}
     if output is ListFormat.json:
         now = _now()
         typer.echo(json.dumps([_with_liveness(doc, now) for doc in store.runs(**filters)], indent=2))

@@ -22,7 +22,7 @@ STD_NOTE = "mean ± population std (ddof=0, as the original)"
 
 _NOT_SETTINGS = (
     "model", "depth", "params", "dataset", "mode", "compare", "seed", "init", "distribute", "patience",
-    "stop_after_pruning", "share_first_stage",
+    "stop_after_pruning", "share_first_stage", "backend",
 )
 """Config fields that never split a report: ``model`` and ``dataset`` are every report's own
 keys, ``depth`` and ``params`` are implied by the model and its ``architecture`` (which does
@@ -30,7 +30,8 @@ split: two architectures of one name are never averaged), ``seed`` repeats an ex
 ``compare`` do not change the first-stage analysis every report reads (nor do the last
 stage's ``patience`` and ``stop_after_pruning``), ``init`` is the file behind
 ``init_mode`` (its path differs from machine to machine), ``distribute`` spreads the
-same computation over devices, and ``share_first_stage`` trains the same first stage once."""
+same computation over devices, ``share_first_stage`` trains the same first stage once, and
+``backend`` runs the same model and flow on TensorFlow, JAX or PyTorch (``--backend`` filters)."""
 
 SETTINGS = tuple(name for name in CONFIG_FIELDS if name not in _NOT_SETTINGS)
 """Config fields that change a run's results: every other field of the schema's config."""

@@ -29,7 +29,8 @@ def _run(run_id: str, status: str = "completed", **config) -> dict:
     """A run created at the time its id says (ids are UTC time stamps)."""
     created = datetime.strptime(run_id.split("-")[0], "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
     doc = new_run_document({"model": "MicroResNet20", "dataset": "digits", "mode": "det", "threshold": 1e-4,
-                            "l1_penalty": 1e-4, "seed": 0, "compare": ["det", "weight"], **config}, now=created)
+                            "l1_penalty": 1e-4, "seed": 0, "compare": ["det", "weight"], "backend": "tensorflow",
+                            **config}, now=created)
     doc.update(id=run_id, status=status)
     doc["results"]["performance"] = {"None": _row(0.96, 1000), "det": _row(0.9, 600), "weight": _row(0.93, 700)}
     return doc
@@ -56,7 +57,7 @@ def test_list_table(store_file):
     lines = result.stdout.splitlines()
     first = next(line for line in lines if "20261126T010000-aaaaaa" in line)
     assert first.split() == ["20261126T010000-aaaaaa", "2026-11-26", first.split()[2], "completed", "MicroResNet20",
-                             "digits", "det", "+2", "1e-04", "1e-04", "0", "90.00%", "40.00%"]
+                             "digits", "tensorflow", "det", "+2", "1e-04", "1e-04", "0", "90.00%", "40.00%"]
     failed = next(line for line in lines if "cccccc" in line)
     assert "96.00%" in failed and "— +2" in failed  # no trained mode: the unpruned baseline
     assert "3 runs in" in result.stdout
@@ -68,8 +69,8 @@ def test_list_filters_and_formats(store_file):
     assert [row["id"] for row in rows] == ["20261126T020000-bbbbbb"]
     assert (rows[0]["mode"], rows[0]["accuracy"], rows[0]["compression_ratio"], rows[0]["compared"]) == (
         "weight", "0.93", "0.30000000000000004", "2")
-    assert list(rows[0]) == ["id", "created_at", "status", "model", "dataset", "mode", "compared", "threshold",
-                             "l1_penalty", "seed", "accuracy", "compression_ratio", "stale"]
+    assert list(rows[0]) == ["id", "created_at", "status", "model", "dataset", "backend", "mode", "compared",
+                             "threshold", "l1_penalty", "seed", "accuracy", "compression_ratio", "stale"]
     assert rows[0]["stale"] == ""
     docs = json.loads(psyk(store_file, "list-experiments", "--status", "completed", "-f", "json").stdout)
     assert [doc["id"] for doc in docs] == ["20261126T010000-aaaaaa", "20261126T020000-bbbbbb"]
@@ -183,7 +184,7 @@ def test_list_table_cuts_nothing_at_any_width(store_file, columns):
     assert "…" not in result.stdout
     line = next(line for line in result.stdout.splitlines() if "20261126T020000-bbbbbb" in line)
     assert line.split() == ["20261126T020000-bbbbbb", "2026-11-26", "02:00", "completed", "MicroResNet20", "cifar10",
-                            "weight", "+2", "1e-04", "1e-04", "1", "93.00%", "30.00%"]
+                            "tensorflow", "weight", "+2", "1e-04", "1e-04", "1", "93.00%", "30.00%"]
 
 
 def test_show_unknown_and_ambiguous(store_file):

@@ -82,6 +82,7 @@ def test_plain_conv_mask_is_kernel_not_all_zero(plain_cnn):
     assert mask[1, 4] == 0 and mask.sum() == 23
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("fixture", ["masked_cnn", "plain_cnn"])
 def test_set_masks_zeroes_stored_weights_and_never_revives(fixture, request):
     model = request.getfixturevalue(fixture)
@@ -197,6 +198,7 @@ def test_a_model_without_conv2d_has_nothing_to_prune():
         prune_model(dense_only, "weight")
 
 
+@pytest.mark.backends
 def test_trial_masks_restores_kernels_and_masks_exactly(masked_cnn):
     set_masks(masked_cnn, _masks_with_dead(masked_cnn, {"conv_a": [(2, 3)]}))
     kernels = {name: _kernel(masked_cnn, name) for name in ("conv_a", "conv_b")}
@@ -219,6 +221,7 @@ def pruned_resnet():
     return model
 
 
+@pytest.mark.backends
 def test_strip_masks_gives_plain_keras_with_identical_predictions(pruned_resnet, images):
     plain = strip_masks(pruned_resnet)
     assert all(type(layer) is keras.layers.Conv2D for layer in conv_layers(plain))
@@ -240,6 +243,7 @@ def test_strip_masks_zeroes_kernels_whose_mask_was_set_directly(masked_cnn):
     np.testing.assert_array_equal(get_masks(plain)["conv_b"], mask)
 
 
+@pytest.mark.backends
 def test_stripped_file_loads_with_plain_keras_alone(pruned_resnet, images, tmp_path):
     set_l1_penalty(pruned_resnet, 0.0)
     save_model(pruned_resnet, tmp_path / "deep" / "plain.keras")
@@ -257,6 +261,7 @@ def test_stripped_file_loads_with_plain_keras_alone(pruned_resnet, images, tmp_p
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), pruned_resnet.predict(images, verbose=0))
 
 
+@pytest.mark.backends
 def test_save_model_keep_masks_and_load_model(pruned_resnet, tmp_path):
     save_model(pruned_resnet, tmp_path / "masked.keras", keep_masks=True)
     loaded = load_model(tmp_path / "masked.keras")
@@ -277,6 +282,7 @@ def test_load_and_save_errors(tmp_path, masked_cnn):
         save_model(masked_cnn, tmp_path / "model.h5")
 
 
+@pytest.mark.backends
 def test_set_l1_penalty_switches_every_conv_regularizer():
     model = build_micro_resnet((8, 8, 1), 10, 8, l1_penalty=1e-3)
     set_l1_penalty(model, 0.0)
@@ -455,6 +461,7 @@ def _with_subnormals(model, path) -> np.ndarray:
     return kernel
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("fixture", ["masked_cnn", "plain_cnn"])
 def test_pruning_keeps_surviving_kernels_bit_for_bit(fixture, request):
     model = request.getfixturevalue(fixture)

@@ -31,7 +31,8 @@ def test_decay_divides_by_one_plus_decay_times_the_update_count():
     for step in (0, 1, 799, 800, 1500):
         expected = 0.01 * lr_factor(step // 10) / (1 + 1e-3 * step)
         assert _rate(schedule, step) == pytest.approx(expected, rel=1e-6)
-        assert schedule.epoch_rate(step // 10) == pytest.approx(0.01 * lr_factor(step // 10) / (1 + 1e-2 * (step // 10)))
+        epoch = step // 10
+        assert schedule.epoch_rate(epoch) == pytest.approx(0.01 * lr_factor(epoch) / (1 + 1e-2 * epoch))
 
 
 def test_the_optimizer_uses_it_in_its_compiled_step_and_it_round_trips_through_a_saved_model(tmp_path):
