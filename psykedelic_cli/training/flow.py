@@ -332,12 +332,18 @@ def _end_all(trunk: StagedRun, documents: list[dict], configs: list[TrainConfig]
              state=None) -> None:
     """End the runs of ``documents`` (not continued: the first stage failed or was interrupted, or a
     run before them was) as ``exc`` ends a run, each with the first stage's results."""
+    from psykedelic_cli.training.branching import shared_first_stage
+
     status, error = run_outcome(exc)
     results = trunk.recorder.results if state is None else state.results
+    shared = results.get("first_stage")  # the trunk's: it trained the stage, the others share it
     for document, config in zip(documents, configs):
         recorder = trunk.recorder if document["id"] == trunk.recorder.run_id else RunRecorder(trunk.recorder.store,
                                                                                                 document["id"])
         recorder.results = {**results, "timings": dict(trunk.timer.seconds if state is None else state.timings)}
+        if shared:
+            recorder.results["first_stage"] = shared_first_stage([shared["trained_by"], *shared["shared_with"]],
+                                                                 document["id"])
         _finish(recorder, document, config, status, error=error)
 
 

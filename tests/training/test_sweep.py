@@ -166,6 +166,8 @@ def test_ctrl_c_then_resume_then_retry_failed_with_one_failing_run(tmp_path, wai
                                                                                 ("weight", "interrupted")]
     assert all(r["error"] == "interrupted by the user (Ctrl-C)" for r in interrupted)
     assert any(r["results"]["learning_curve"]["epoch"] for r in interrupted)
+    weight, det = sorted(interrupted, key=lambda r: r["config"]["mode"] != "weight")
+    assert det["results"]["first_stage"] == {"trained_by": weight["id"], "shared_with": [weight["id"]]}
 
     resumed = invoke(store, str(grid))  # the interrupted runs are skipped; the failing one fails alone
     assert resumed.exit_code == 1, resumed.output
