@@ -186,3 +186,25 @@ def test_ctrl_c_then_resume_then_retry_failed_with_one_failing_run(tmp_path, wai
     done = invoke(store, str(grid), "--dry-run")
     assert done.exit_code == 0
     assert "in the store: 2 completed; to train: 1 in 1 task(s)" in " ".join(done.stderr.split())
+
+
+def test_the_driver_writes_what_a_worker_relays_and_ends_the_runs_of_a_lost_task(tmp_path, clock):
+    from psykedelic_cli.training.executors import RelayStore, SweepDriver
+
+    store = Store(tmp_path / "store.json")
+    driver = SweepDriver(store)
+    relay = RelayStore(driver.handle, [4, 5])  # a worker's view of the store: messages to the driver
+    docs = [new_run_document(TrainConfig(mode=mode).store_config("MicroResNet8", {"architecture": "a", "params": 1}),
+                             now=clock()) for mode in ("weight", "det")]
+    first, second = relay.add_runs(docs)
+    relay.update_run(first, results={"learning_curve": {"epoch": [1, 2]}}, heartbeat_at="x", now=clock())
+    relay.update_run(first, status="completed", results={"final": {"accuracy": 0.5}}, now=clock())
+    assert store.get_run(first) == relay.get_run(first)  # the driver's store holds what the worker wrote
+    assert store.get_run(first)["status"] == "completed" and store.get_run(first)["heartbeat_at"] == "x"
+    assert (driver.runs[first].index, driver.runs[first].epochs, driver.runs[second].index) == (4, 2, 5)
+    # The worker is lost: its run still running ends interrupted, and a run it never started is told why.
+    driver.task_ended([(4, None), (5, None), (6, None)], None, lost="its Ray worker died (WorkerCrashedError)")
+    lost = store.get_run(second)
+    assert lost["status"] == "interrupted" and lost["error"] == "interrupted: its Ray worker died (WorkerCrashedError)"
+    assert store.get_run(first)["status"] == "completed"
+    assert driver.task_errors == {6: "its Ray worker died (WorkerCrashedError)"}
