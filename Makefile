@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+# make test also installs the optional backends (JAX, PyTorch: CPU builds, constraints/test.txt) and Ray.
+TEST_EXTRAS := test,ray,jax,torch
 
 .PHONY: install run test bench clean browser
 
@@ -11,8 +14,12 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test,ray]'
+	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
+
+$(TEST_STAMP): $(BIN)/python pyproject.toml constraints/test.txt
+	$(BIN)/python -m pip install --quiet -e '.[$(TEST_EXTRAS)]' -c constraints/test.txt
+	touch $(STAMP) $(TEST_STAMP)
 
 install: $(STAMP)
 
@@ -34,11 +41,14 @@ browser:
 	      || echo "could not install chromium: the browser test will be skipped"; \
 	  else echo "no chromium and no apt-get: the browser test will be skipped"; fi; }
 
-test: $(STAMP) browser
+# The whole suite on TensorFlow, then the tests marked `backends` on JAX and on PyTorch.
+test: $(TEST_STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -m backends
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -m backends
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python -m bench
 
 clean:
