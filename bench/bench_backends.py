@@ -1,7 +1,7 @@
 """One training step of our masked ResNet-20 against its plain Keras twin, on every installed backend.
 
 Each backend runs in a process of its own (Keras picks its backend once per process),
-with ``bench_train_step``'s method: Adam, batch 128 of 32×32×3, alternating rounds,
+with ``bench_train_step``'s method (16 rounds): Adam, batch 128 of 32×32×3, alternating rounds,
 the ratio the median of per-round ratios, by wall and by CPU time. On PyTorch the
 step is also timed compiled (``jit_compile=True``: ``torch.compile``) against eager.
 Goal ≤ 1.03× on each backend.
@@ -18,13 +18,14 @@ import sys
 from bench._util import console, figures_table
 
 BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+ROUNDS = 16  # eager PyTorch takes seconds a step on 2 cores
 
 
 def _worker(backend: str, jit_compile: str) -> None:
     from bench.bench_train_step import _models, _step_times
 
     compile_option = {"auto": "auto", "on": True, "off": False}[jit_compile]
-    print(json.dumps(_step_times(_models(compile_option))))
+    print(json.dumps(_step_times(_models(compile_option), rounds=ROUNDS)))
 
 
 def _measure(backend: str, jit_compile: str = "auto") -> dict | None:

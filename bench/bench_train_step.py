@@ -46,7 +46,7 @@ CLOCKS = {"wall": time.perf_counter, "CPU": time.process_time}
 wall time of a step, while the CPU time counts only the work our step does."""
 
 
-def _step_times(models: dict) -> dict[str, dict[str, list[float]]]:
+def _step_times(models: dict, rounds: int = ROUNDS) -> dict[str, dict[str, list[float]]]:
     """``{clock: {model: [seconds per step]}}``."""
     rng = np.random.default_rng(0)
     images = rng.normal(size=(BATCH, 32, 32, 3)).astype("float32")
@@ -56,7 +56,7 @@ def _step_times(models: dict) -> dict[str, dict[str, list[float]]]:
             model.train_on_batch(images, labels)
     times = {clock: {name: [] for name in models} for clock in CLOCKS}
     order = list(models)
-    for round_index in range(ROUNDS):
+    for round_index in range(rounds):
         for name in order if round_index % 2 == 0 else reversed(order):
             start = {clock: read() for clock, read in CLOCKS.items()}
             models[name].train_on_batch(images, labels)

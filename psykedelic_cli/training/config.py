@@ -237,6 +237,10 @@ class TrainConfig(_Config):
         "none", "none | mirrored: one replica per local GPU (TensorFlow's MirroredStrategy, JAX's DataParallel; "
         "not on torch).", **_one_of(DISTRIBUTE),
     )
+    torch_compile: bool = option(
+        False, "On --backend torch, compile the train step with torch.compile (Keras' jit_compile): a ResNet-20 "
+        "step 3.8x faster on 2 CPU cores, after minutes of compiling (a digits run 11x slower).", stored=False,
+    )
     share_first_stage: bool = option(
         True, "Runs that differ only in --mode train their first stage once and branch from it "
         "(the same results as trained alone).",
@@ -253,6 +257,9 @@ class TrainConfig(_Config):
         if self.epochs < self.steps:
             raise PsykError(f"--epochs must be at least --steps ({self.steps}); got {self.epochs}")
         check_distribution(self.distribute, self.backend)
+        if self.torch_compile and self.backend != "torch":
+            raise PsykError(f"--torch-compile needs --backend torch (the backend is {self.backend}; "
+                            "TensorFlow and JAX compile their steps already)")
 
     @property
     def stage_epochs(self) -> list[int]:

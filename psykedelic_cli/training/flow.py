@@ -230,7 +230,7 @@ def build_model(config: TrainConfig, dataset):
         if config.init is not None:
             load_initial_weights(model, config.init)
         model.compile(optimizer=make_optimizer(config, steps_per_epoch(config, dataset)), loss=LOSS,
-                      metrics=["accuracy"])
+                      metrics=["accuracy"], **({"jit_compile": True} if config.torch_compile else {}))
     return model
 
 

@@ -105,6 +105,9 @@ def test_mirrored_on_torch_is_refused_with_what_works(tmp_path):
     result = CliRunner().invoke(app, ["--store", str(tmp_path / "s.json"), "train", "--backend", "torch",
                                       "--distribute", "mirrored"])
     assert result.exit_code == 2 and "not supported on the torch backend" in result.output
+    result = CliRunner().invoke(app, ["--store", str(tmp_path / "s.json"), "train", "--backend", "jax",
+                                      "--torch-compile"])
+    assert result.exit_code == 2 and "--torch-compile needs --backend torch" in result.output
 
 
 @pytest.mark.backends
