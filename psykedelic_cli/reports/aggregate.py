@@ -135,12 +135,34 @@ def group_by_config(runs: Iterable[dict], fields: Sequence[str]) -> dict[tuple, 
     return group_runs(runs, lambda run: tuple(config_value(run, f) for f in fields))
 
 
+FIRST_STAGE_KINDS = frozenset({
+    "performance", "pruning_per_layer", "eig_stats", "set_analysis", "pruning_per_threshold", "history",
+    "per_layer_history", "sensitivity",
+})
+"""Result kinds measured on the weights of the first stage (before the mode acts)."""
+
+
 def runs_with(runs: Iterable[dict], kind: str) -> list[dict]:
-    """The runs that hold result ``kind``; ``NothingFound`` when none does."""
+    """The runs that hold result ``kind``; ``NothingFound`` when none does.
+
+    A first-stage kind (``FIRST_STAGE_KINDS``) is counted once per first stage: a run whose
+    first stage was trained by another run among them (``results.first_stage.trained_by``,
+    ``share_first_stage``) holds a copy of that run's results and is left out, so ``n`` counts
+    independent trainings, not copies.
+    """
     kept = [run for run in runs if (run.get("results") or {}).get(kind)]
     if not kept:
         raise NothingFound(f"no matching run has {kind.replace('_', ' ')} results")
+    if kind in FIRST_STAGE_KINDS:
+        ids = {run["id"] for run in kept}
+        kept = [run for run in kept if _first_stage_owner(run) in (None, run["id"])
+                or _first_stage_owner(run) not in ids]
     return kept
+
+
+def _first_stage_owner(run: dict) -> str | None:
+    shared = (run.get("results") or {}).get("first_stage")
+    return shared.get("trained_by") if isinstance(shared, dict) else None
 
 
 def format_value(value: object) -> str:

@@ -78,3 +78,15 @@ def test_nothing_compared_names_the_modes_only_when_there_are_some():
         "no matching run has a history for the mode(s) det, weight")
     assert str(nothing_compared(None, "per-layer results")) == "no matching run has per-layer results"
     assert nothing_compared([], "x").exit_code == 1
+
+
+def test_runs_sharing_a_first_stage_count_once_in_first_stage_results(make_run):
+    from psykedelic_cli.reports.aggregate import runs_with
+
+    results = {"performance": {"None": {"accuracy": 0.9}}, "final": {"accuracy": 0.8}}
+    trunk = make_run("t", {**results, "first_stage": {"trained_by": "t", "shared_with": ["b"]}}, mode="det")
+    branch = make_run("b", {**results, "first_stage": {"trained_by": "t", "shared_with": ["t"]}}, mode="weight")
+    alone = make_run("a", dict(results), mode="det", seed=5)
+    assert [run["id"] for run in runs_with([trunk, branch, alone], "performance")] == ["t", "a"]
+    assert [run["id"] for run in runs_with([branch, alone], "performance")] == ["b", "a"]  # its trunk filtered out
+    assert [run["id"] for run in runs_with([trunk, branch, alone], "final")] == ["t", "b", "a"]  # each its own
