@@ -111,8 +111,8 @@ class RunState:
 class SweepDriver:
     """The single writer of a sweep: applies workers' messages to ``store`` and keeps every run's state.
 
-    ``on_change(driver)`` is called after each message (the progress display); ``now`` gives the
-    time of the driver's own writes (default: the clock).
+    ``on_change(driver)`` is called after each message (the progress display). A write the store
+    refuses (a full disk, a lost mount) leaves the run here, to be kept in a file (``keep_unsaved``).
     """
 
     store: object
@@ -161,8 +161,7 @@ class SweepDriver:
         """A task returned (``error``: what failed a run of it) or was lost (``lost``: why): its runs not
         ended are marked interrupted; runs it never started get the reason in ``task_errors``."""
         indices = {index for index, _ in task}
-        if lost is not None:
-            self.end_unfinished(f"interrupted: {lost}", indices)
+        self.end_unfinished(f"interrupted: {lost or 'its task ended without ending it'}", indices)
         started = {state.index for state in self.runs.values()}
         for index in indices - started:
             self.task_errors[index] = lost or error or "not started"
