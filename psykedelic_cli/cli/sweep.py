@@ -116,7 +116,8 @@ def _plan_line(grid, plan, tasks: list, executor: str) -> str:
 
 def sweep(
     ctx: typer.Context,
-    grid_file: Annotated[Path, typer.Argument(help="A TOML grid: psyk train options, lists as axes, a \\[sweep] table.")],
+    grid_file: Annotated[Path, typer.Argument(
+        help="A TOML grid: psyk train options, lists as axes, a \\[sweep] table.")],
     executor: Annotated[Executor, typer.Option(help="local: in turn in this process; ray: as Ray tasks.")] = (
         Executor.local),
     address: Annotated[Optional[str], typer.Option(
