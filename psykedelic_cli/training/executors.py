@@ -13,14 +13,17 @@ Ray is optional (``pip install 'psykedelic[ray]'``) and imported only by ``run_o
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from psykedelic_cli.errors import PsykError, run_outcome
+from psykedelic_cli.errors import PsykError, Terminated, run_outcome
 from psykedelic_cli.store.runs import FINAL_STATUSES, utc_now
 
 Message = tuple
@@ -209,19 +212,29 @@ def ray_started(options: RayOptions) -> float:
         raise PsykError("--executor ray needs Ray: pip install 'psykedelic[ray]'") from None
     start = time.perf_counter()
     if not ray.is_initialized():
+        # ray.init installs its own SIGTERM handler (log, exit 1); a sweep keeps psyk's (its runs end
+        # interrupted, exit 143), as every long command does.
+        main = threading.current_thread() is threading.main_thread()  # only it may set handlers
+        handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGHUP)} if main else {}
         try:
             ray.init(address=options.address, num_cpus=None if options.address else options.num_cpus,
                      include_dashboard=False, log_to_driver=False, configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise PsykError(f"--executor ray could not start or join Ray ({options.address or 'local'}): "
                             f"{str(exc).splitlines()[0]}") from None
+        finally:
+            for number, handler in handlers.items():
+                if handler is not None:
+                    signal.signal(number, handler)
     return time.perf_counter() - start
 
 
 def run_on_ray(tasks: list[Task], driver: SweepDriver, options: RayOptions) -> None:
-    """Every task as a Ray task (``cpus_per_run`` and ``gpus_per_run`` per run of it, no retries: a lost
-    worker's runs end interrupted); the messages come back through a Ray queue and the driver writes
-    them. Ctrl-C cancels every task and marks the unfinished runs interrupted."""
+    """Every task as a Ray task (``cpus_per_run`` and ``gpus_per_run``: its runs train one after another;
+    no retries: a lost worker's runs end interrupted); the messages come back through a Ray queue and
+    the driver writes them. Ctrl-C or a termination signal cancels every task, marks the unfinished runs
+    interrupted and ends the sweep as they do (``Terminated`` for a signal, though Ray's waits turn it
+    into a KeyboardInterrupt)."""
     import ray
     from ray.util.queue import Queue
 
@@ -233,25 +246,53 @@ def run_on_ray(tasks: list[Task], driver: SweepDriver, options: RayOptions) -> N
         backend = getattr(task[0][1], "backend", None)
         runtime_env = {"env_vars": {"KERAS_BACKEND": backend}} if backend else None
         ref = remote.options(num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run, max_retries=0,
-                             runtime_env=runtime_env).remote(task, queue)
+                             runtime_env=runtime_env).remote(task, queue)  # its runs train one after another
         pending[ref] = task
+    with _signals_noted() as received:
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=options.poll_seconds)
+                _drain(queue, driver)  # a task's messages are all queued before it returns (put waits)
+                for ref in ready:
+                    task = pending.pop(ref)
+                    try:
+                        driver.task_ended(task, ray.get(ref))
+                    except ray.exceptions.RayError as exc:
+                        driver.task_ended(task, None, lost=_lost(exc))
+        except BaseException as exc:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            _drain(queue, driver)
+            if received and not isinstance(exc, Terminated):
+                # Ray turns what a signal handler raises inside its calls into a plain KeyboardInterrupt
+                raise Terminated(received[0]) from exc
+            raise
+        finally:
+            ray.kill(queue.actor)
+
+
+@contextlib.contextmanager
+def _signals_noted():
+    """Yield a list of the SIGTERM/SIGHUP numbers received meanwhile, each noted before its handler
+    (psyk's raises ``Terminated``) runs; the handlers as they were afterwards."""
+    received: list[int] = []
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # only it may set handlers
+        for number in (signal.SIGTERM, signal.SIGHUP):
+            handler = signal.getsignal(number)
+            if callable(handler):
+                previous[number] = handler
+                signal.signal(number, functools.partial(_note, received, handler))
     try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=options.poll_seconds)
-            _drain(queue, driver)  # a task's messages are all queued before it returns (put waits)
-            for ref in ready:
-                task = pending.pop(ref)
-                try:
-                    driver.task_ended(task, ray.get(ref))
-                except ray.exceptions.RayError as exc:
-                    driver.task_ended(task, None, lost=_lost(exc))
-    except BaseException:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        _drain(queue, driver)
-        raise
+        yield received
     finally:
-        ray.kill(queue.actor)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _note(received: list, handler, number, frame) -> None:
+    received.append(number)
+    handler(number, frame)
 
 
 def _drain(queue, driver: SweepDriver) -> None:

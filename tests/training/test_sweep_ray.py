@@ -91,3 +91,24 @@ def test_ctrl_c_in_the_driver_cancels_the_tasks_and_marks_their_runs_interrupted
     runs = store.runs()
     assert runs and all(r["status"] == "interrupted" for r in runs)
     assert {r["error"] for r in runs} == {"interrupted by the user (Ctrl-C)"}
+
+
+def test_sigterm_ends_a_ray_sweep_as_terminated_though_ray_was_waiting(local_ray, tmp_path):
+    from psykedelic_cli.cli.common import stop_gracefully_on_termination
+    from psykedelic_cli.errors import Terminated
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text(GRID + f'[train]\nout-dir = "{tmp_path / "out"}"\n')
+    store = Store(tmp_path / "store.json")
+    plan = plan_sweep(read_grid(grid).configs(), store, now=datetime.now(timezone.utc))
+    sent = []
+
+    def sigterm_soon(driver):  # from another thread: it lands while the driver waits inside Ray
+        if driver.runs and not sent:
+            sent.append(threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)))
+            sent[0].start()
+
+    with pytest.raises(Terminated), stop_gracefully_on_termination():
+        execute(tasks_of(plan.to_run), SweepDriver(store, on_change=sigterm_soon), "ray", RayOptions())
+    runs = store.runs()
+    assert runs and {(r["status"], r["error"]) for r in runs} == {("interrupted", "terminated by SIGTERM")}
