@@ -40,15 +40,11 @@ class Report:
             return render.to_latex(self.tables)
         if table_format == "markdown":
             return render.to_markdown(self.tables)
-        if table_format in ("csv", "json"):
-            return self.long_format(table_format)
-        raise ValueError(f"no text rendering for table format {table_format!r}")
-
-    def long_format(self, table_format: str) -> str:
-        """The long-format ``"csv"`` or ``"json"`` records of the tables (one per cell: keys, mean, std, n)."""
         if table_format == "csv":
             return render.to_csv(self.tables, self.record_fields)
-        return render.to_json(self.name, self.tables, self.record_fields)
+        if table_format == "json":
+            return render.to_json(self.name, self.tables, self.record_fields)
+        raise ValueError(f"no text rendering for table format {table_format!r}")
 
     def rich_tables(self, width: int | None = None) -> list:
         """The tables for a terminal ``width`` columns wide (wide tables come in column chunks)."""
