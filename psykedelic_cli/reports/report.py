@@ -7,7 +7,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 from psykedelic_cli.reports import tables as render
 
@@ -34,21 +34,28 @@ class Report:
     tables: list[render.Table]
     charts: list[Chart] = field(default_factory=list)
 
+    renderer: ClassVar = render
+    """The module that renders ``tables`` (``to_latex``, ``to_markdown``, ``to_rich``)."""
+
     def text(self, table_format: str) -> str:
         """The tables as LaTeX, Markdown, CSV or JSON text (the rich table is ``rich_tables``)."""
         if table_format == "latex":
-            return render.to_latex(self.tables)
+            return self.renderer.to_latex(self.tables)
         if table_format == "markdown":
-            return render.to_markdown(self.tables)
+            return self.renderer.to_markdown(self.tables)
+        if table_format in ("csv", "json"):
+            return self.long_format(table_format)
+        raise ValueError(f"no text rendering for table format {table_format!r}")
+
+    def long_format(self, table_format: str) -> str:
+        """The ``"csv"`` or ``"json"`` long-format records of the tables (keys, mean, std, n per cell)."""
         if table_format == "csv":
             return render.to_csv(self.tables, self.record_fields)
-        if table_format == "json":
-            return render.to_json(self.name, self.tables, self.record_fields)
-        raise ValueError(f"no text rendering for table format {table_format!r}")
+        return render.to_json(self.name, self.tables, self.record_fields)
 
     def rich_tables(self, width: int | None = None) -> list:
         """The tables for a terminal ``width`` columns wide (wide tables come in column chunks)."""
-        return [chunk for table in self.tables for chunk in render.to_rich(table, width)]
+        return [chunk for table in self.tables for chunk in self.renderer.to_rich(table, width)]
 
     def table_paths(self, out_dir: Path) -> dict[str, Path]:
         """``{table format: file}`` of the tables ``write`` writes into ``out_dir``."""

@@ -21,7 +21,7 @@ import math
 import textwrap
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 
@@ -93,23 +93,16 @@ class SignificanceReport(Report):
 
     records: list[dict] = field(default_factory=list)
 
-    def text(self, table_format: str) -> str:
-        if table_format == "latex":
-            return render.to_latex(self.tables)
-        if table_format == "markdown":
-            return render.to_markdown(self.tables)
+    renderer: ClassVar = render
+
+    def long_format(self, table_format: str) -> str:
         if table_format == "csv":
             return render.records_csv(self.records, self.record_fields)
-        if table_format == "json":
-            return render.records_json(
-                self.name, self.records, self.record_fields,
-                procedure="Friedman test, Nemenyi critical difference (Demsar 2006), pairwise Wilcoxon signed-rank "
-                "(zero differences split) with Holm correction, percentile bootstrap of the mean paired difference",
-            )
-        raise ValueError(f"no text rendering for table format {table_format!r}")
-
-    def rich_tables(self, width: int | None = None) -> list:
-        return [chunk for table in self.tables for chunk in render.to_rich(table, width)]
+        return render.records_json(
+            self.name, self.records, self.record_fields,
+            procedure="Friedman test, Nemenyi critical difference (Demsar 2006), pairwise Wilcoxon signed-rank "
+            "(zero differences split) with Holm correction, percentile bootstrap of the mean paired difference",
+        )
 
 
 BlockKey = tuple[str, object]

@@ -149,6 +149,23 @@ def resolve(entries: Sequence[Entry], id_or_prefix: str, path: Path) -> Entry:
     raise PsykError(f"run id prefix {id_or_prefix!r} is ambiguous: it matches {shown}{more}")
 
 
+def updated(doc: dict, *, status=None, error=None, results=None, now: datetime | None = None, **fields) -> dict:
+    """``doc`` changed in place as ``Store.update_run`` changes a stored run: top-level ``fields``,
+    ``error``, ``results`` merged kind by kind, ``updated_at`` stamped (``now``), and ``finished_at``
+    with a final ``status``."""
+    doc.update(fields)
+    if error is not None:
+        doc["error"] = error
+    if results:
+        doc["results"] = {**doc.get("results", {}), **results}
+    doc["updated_at"] = utc_now(now)
+    if status is not None:
+        doc["status"] = status
+        if status in FINAL_STATUSES:
+            doc["finished_at"] = doc["updated_at"]
+    return doc
+
+
 class Store:
     """The experiment store at ``path``: nothing is created before the first write, and
     reading a missing store sees zero runs. Runs are returned in id (= time) order."""
@@ -207,17 +224,7 @@ class Store:
             raise PsykError(f"results must be a dict of result kinds, not {type(results).__name__}")
         with self.storage.transaction() as transaction:
             entry = resolve(transaction.entries, run_id, self.path)
-            doc = entry.load()
-            doc.update(top_level_fields)
-            if error is not None:
-                doc["error"] = error
-            if results:
-                doc["results"] = {**doc.get("results", {}), **results}
-            doc["updated_at"] = utc_now(now)
-            if status is not None:
-                doc["status"] = status
-                if status in FINAL_STATUSES:
-                    doc["finished_at"] = doc["updated_at"]
+            doc = updated(entry.load(), status=status, error=error, results=results, now=now, **top_level_fields)
             transaction.put(doc, entry.doc_id)
             return doc
 

@@ -24,28 +24,13 @@ from pathlib import Path
 from typing import Callable
 
 from psykedelic_cli.errors import PsykError, Terminated, run_outcome
-from psykedelic_cli.store.runs import FINAL_STATUSES, utc_now
+from psykedelic_cli.store.runs import updated, utc_now
 
 Message = tuple
 """``("add", [run documents], [plan indices])`` or ``("update", run id, {update_run keywords})``."""
 
 Task = list
 """``[(plan index, TrainConfig), …]``: runs that share a first stage, trained by one worker."""
-
-
-def updated(doc: dict, *, status=None, error=None, results=None, now=None, **fields) -> dict:
-    """``doc`` changed as ``Store.update_run`` changes a stored run (results merged kind by kind)."""
-    doc.update(fields)
-    if error is not None:
-        doc["error"] = error
-    if results:
-        doc["results"] = {**doc.get("results", {}), **results}
-    doc["updated_at"] = utc_now(now)
-    if status is not None:
-        doc["status"] = status
-        if status in FINAL_STATUSES:
-            doc["finished_at"] = doc["updated_at"]
-    return doc
 
 
 class RelayStore:
