@@ -440,6 +440,17 @@ def _shown(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
+def read_toml(path: Path, what: str) -> dict:
+    """The TOML file ``path`` as a dict; PsykError (``what`` names the file's role: "--config", "grid
+    file") when it is missing or no readable TOML."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PsykError(f"{what} file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise PsykError(f"{what} {path} is not a readable TOML file: {exc}") from None
+
+
 def read_config_file(path: str | Path, config_class: type = TrainConfig) -> dict[str, Any]:
     """The option values of the TOML file ``path``, checked and converted.
 
@@ -450,12 +461,7 @@ def read_config_file(path: str | Path, config_class: type = TrainConfig) -> dict
     the key, what was given and what is allowed.
     """
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PsykError(f"--config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise PsykError(f"--config {path} is not a readable TOML file: {exc}") from None
+    data = read_toml(path, "--config")
     table = data.pop("train", {})
     if not isinstance(table, dict):
         raise PsykError(f"--config {path}: train = {_shown(table)}: expected a [train] table of options")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,13 +31,9 @@ from psykedelic_cli.training.config import (
     hints,
     is_sequence,
     option_fields,
+    read_toml,
     scalar_type,
 )
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 SWEEP_KEYS = ("exclude", "include", "repeat")
 NOT_IDENTITY = ("share_first_stage",)
@@ -125,12 +120,7 @@ def read_grid(path: str | Path) -> Grid:
     """The grid file ``path`` (module docstring), checked; PsykError naming the file, the key, what was
     given and what is allowed."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PsykError(f"grid file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise PsykError(f"grid file {path} is not a readable TOML file: {exc}") from None
+    data = read_toml(path, "grid")
     reader = _Reader(path)
     tables = {}
     for table in ("train", "sweep"):
