@@ -64,7 +64,7 @@ def _worker(data_dir: str, epochs: int) -> None:
     from psykedelic_cli.models.surgery import prune_model
     from psykedelic_cli.training.comparison import Evaluator
     from psykedelic_cli.training.config import TrainConfig
-    from psykedelic_cli.training.flow import analyse_and_compare, make_optimizer, steps_per_epoch
+    from psykedelic_cli.training.flow import analyse_and_compare, make_optimizer, step_schedule
     from psykedelic_cli.training.recorder import PhaseTimer
 
     dataset = load_dataset("cifar10", data_dir=data_dir)
@@ -85,7 +85,7 @@ def _worker(data_dir: str, epochs: int) -> None:
     models = {}
     for name, masked in (("masked", True), ("plain", False)):
         model = build_micro_resnet(dataset.input_shape, dataset.n_classes, 32, masked=masked, seed=0)
-        model.compile(optimizer=make_optimizer(config, steps_per_epoch(config, dataset)),
+        model.compile(optimizer=make_optimizer(config, step_schedule(config, dataset)),
                       loss="categorical_crossentropy", metrics=["accuracy"])
         if masked:
             prune_model(model, "weight_sorted_kernels", rate=0.3, seed=0)

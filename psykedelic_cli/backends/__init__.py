@@ -2,14 +2,13 @@
 
 Keras 3 reads ``KERAS_BACKEND`` once, when it is first imported; ``select_backend`` sets
 it before that and refuses a change afterwards. This package imports no backend itself:
-``select_backend`` and ``backend_versions`` are safe in commands that only read the store.
+``requested_backend`` and ``select_backend`` are safe in commands that only read the store.
 Per concern, one small module: ``determinism`` (seeding and each backend's determinism
 switch), ``distribution`` (``--distribute``), ``compiled`` (when compiled steps go stale).
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -19,7 +18,6 @@ from psykedelic_cli.errors import PsykError
 BACKENDS = ("tensorflow", "jax", "torch")
 """The Keras backends psyk runs on (``--backend``)."""
 DEFAULT_BACKEND = "tensorflow"
-_DISTRIBUTIONS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 _EXTRAS = {"tensorflow": "psykedelic", "jax": "psykedelic[jax]", "torch": "psykedelic[torch]"}
 
 
@@ -49,9 +47,8 @@ def select_backend(backend: str | None = None) -> str:
                 "(start a new process, or set KERAS_BACKEND before importing keras)"
             )
         return name
-    if importlib.util.find_spec(_DISTRIBUTIONS[name]) is None:
-        package = _DISTRIBUTIONS[name]
-        raise PsykError(f"--backend {name}: {package} is not installed; `pip install '{install_hint(name)}'`")
+    if importlib.util.find_spec(name) is None:  # each backend's package has its name
+        raise PsykError(f"--backend {name}: {name} is not installed; `pip install '{install_hint(name)}'`")
     os.environ["KERAS_BACKEND"] = name
     return name
 
@@ -59,21 +56,3 @@ def select_backend(backend: str | None = None) -> str:
 def install_hint(name: str) -> str:
     """What to ``pip install`` for backend ``name``."""
     return _EXTRAS[name]
-
-
-def active_backend() -> str:
-    """The backend Keras runs on (imports Keras)."""
-    import keras
-
-    return keras.backend.backend()
-
-
-def backend_versions(name: str) -> dict[str, str]:
-    """``{"keras": …, name: …}``: the installed versions of Keras and of the backend's package (no import)."""
-    versions = {}
-    for package in ("keras", _DISTRIBUTIONS[name], *(("jaxlib",) if name == "jax" else ())):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return versions

@@ -77,8 +77,7 @@ class Batches(keras.utils.PyDataset):
         self.mean = np.asarray(mean, dtype=np.float32)
         self.shuffle_seed = shuffle_seed
         self.augment_seed = augment_seed
-        self.epoch = 0
-        self._order = self._order_of(0)
+        self.set_epoch(0)
 
     def _order_of(self, epoch: int) -> np.ndarray | None:
         if self.shuffle_seed is None:

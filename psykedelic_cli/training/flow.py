@@ -45,9 +45,13 @@ from psykedelic_cli.training.schedule import StepSchedule
 from psykedelic_cli.training.sensitivity import stage_sensitivity
 
 
-def make_optimizer(config: TrainConfig, steps_per_epoch: int):
-    """The configured optimizer on SPEC.md's step schedule (``StepSchedule``, with ``--decay``)."""
-    rate = StepSchedule(config.lr, steps_per_epoch, config.decay)
+def step_schedule(config: TrainConfig, dataset) -> StepSchedule:
+    """SPEC.md's step schedule of ``config`` (with ``--decay``) over ``dataset``'s training batches."""
+    return StepSchedule(config.lr, steps_per_epoch(config, dataset), config.decay)
+
+
+def make_optimizer(config: TrainConfig, rate: StepSchedule):
+    """The configured optimizer on the learning-rate schedule ``rate``."""
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate=rate, momentum=config.momentum)
     optimizers = {
@@ -174,7 +178,7 @@ class StagedRun:
         self.val_data = self.dataset.eval_pipeline("val", config.batch_size)
         self.learning_curve = LearningCurve(
             {}, on_update=lambda curve: self.recorder.put(learning_curve=curve, lazy=True),
-            schedule=StepSchedule(config.lr, steps_per_epoch(config, self.dataset), config.decay))
+            schedule=step_schedule(config, self.dataset))
         self.epoch = epochs_done
 
     def fit_stage(self, stage: int) -> None:
@@ -229,7 +233,7 @@ def build_model(config: TrainConfig, dataset):
         )
         if config.init is not None:
             load_initial_weights(model, config.init)
-        model.compile(optimizer=make_optimizer(config, steps_per_epoch(config, dataset)), loss=LOSS,
+        model.compile(optimizer=make_optimizer(config, step_schedule(config, dataset)), loss=LOSS,
                       metrics=["accuracy"], **({"jit_compile": True} if config.torch_compile else {}))
     return model
 
